@@ -1,0 +1,4 @@
+# Conditional DETR R50 + BatchFormerV2 (two streams, one module after the first encoder layer).
+_base_ = './conditional-detr_r50_8xb2-50e_coco.py'
+
+model = dict(type='BFConditionalDETR', batchformer=dict(insert_idx=[0], mode='two_stream', shared=True))

@@ -1,0 +1,4 @@
+# Deformable DETR R50 + BatchFormerV2 (two streams, one module after the first encoder layer).
+_base_ = './deformable-detr_r50_8xb3-50e_coco.py'
+
+model = dict(type='BFDeformableDETR', batchformer=dict(insert_idx=[0], mode='two_stream', shared=True))

@@ -1,0 +1,4 @@
+# DETR R50 + BatchFormerV2 (two streams, one module after the first encoder layer), as the paper's table.
+_base_ = './detr_r50_8xb2-50e_coco.py'
+
+model = dict(type='BFDETR', batchformer=dict(insert_idx=[0], mode='two_stream', shared=True))
