@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Download, on a machine with PyPI, what the GPU machine lacks (it reaches no registry): cp312 wheels of the
+# OpenMMLab stack's pure and compiled dependencies, setuptools 69.5.1 and the mmcv 2.1.0 source archive,
+# into .whl/ (git-ignored; carry it with the device run). Then, on the GPU machine: source reproduce/gpu_env.sh
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+DEST=.whl
+mkdir -p "$DEST"
+plat=(--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64
+      --platform manylinux2014_x86_64 --platform manylinux1_x86_64)
+fetch() { python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+            "${plat[@]}" -d "$DEST" "$@" 2>&1 | grep -v "^WARNING: Location" || true; }
+fetch mmengine==0.10.7 mmdet==3.3.0 pycocotools==2.0.11 shapely addict yapf platformdirs termcolor \
+      terminaltables setuptools==69.5.1
+if ! ls "$DEST"/mmcv-2.1.0.tar.gz >/dev/null 2>&1; then
+  # metadata generation imports torch and pkg_resources: use the project venv (setup.sh) when there is one
+  PYB=python3; [ -x .venv/bin/python ] && PYB=.venv/bin/python
+  "$PYB" -m pip download -q --no-deps --no-binary=:all: --no-build-isolation -d "$DEST" mmcv==2.1.0 2>&1 \
+    | grep -v "^WARNING: Location" || true
+fi
+ls -la "$DEST"
+du -sh "$DEST"
