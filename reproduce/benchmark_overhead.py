@@ -12,12 +12,8 @@ Needs a CUDA GPU for meaningful numbers (it runs on the CPU with --device cpu, s
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
 import os.path as osp
-import platform
 import statistics
-import subprocess
 import sys
 import time
 
@@ -35,15 +31,6 @@ CONFIGS = {
     'DABDETR': ('configs/dab_detr/dab-detr_r50_8xb2-50e_coco.py', 'configs/dab_detr/bf-dab-detr_r50_8xb2-50e_coco.py'),
     'DINO': ('configs/dino/dino-4scale_r50_8xb2-12e_coco.py', 'configs/dino/bf-dino-4scale_r50_8xb2-12e_coco.py'),
 }
-
-
-def git_commit() -> str:
-    if os.environ.get('BF_COMMIT'):
-        return os.environ['BF_COMMIT']
-    try:
-        return subprocess.check_output(['git', '-C', REPO, 'rev-parse', '--short=12', 'HEAD'], text=True).strip()
-    except Exception:  # noqa: BLE001
-        return 'unknown'
 
 
 def build(config: str, device):
@@ -120,13 +107,14 @@ def main(argv=None):
     import mmcv
     import mmdet_plugins  # noqa: F401
     from mmdet.utils import register_all_modules
+    from mmdet_plugins.provenance import atomic_write_text, git_commit, hardware, today
     from mmdet_plugins.synthetic import synthetic_batch
     register_all_modules()
 
     device = torch.device(args.device)
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise SystemExit('no CUDA GPU: run on the GPU machine, or pass --device cpu for a functional check')
-    gpu = torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor() or 'cpu'
+    gpu = hardware(device)
     B = args.batch
     rows = []
     for name in args.detectors:
@@ -155,13 +143,10 @@ def main(argv=None):
             base_infer_s=bi, bf_infer_s=fi, infer_ratio=fi / bi,
             steps=args.steps, warmup=args.warmup, precision='fp32', seed=args.seed,
             gpu=gpu, torch=torch.__version__, mmdet=mmdet.__version__, mmcv=mmcv.__version__,
-            commit=git_commit(), date=datetime.date.today().isoformat(),
+            commit=git_commit(), date=today(),
             config=bf_cfg, baseline_config=base_cfg))
     df = pd.DataFrame(rows)
-    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    tmp = args.out + '.tmp'
-    df.to_csv(tmp, index=False, float_format='%.4f')
-    os.replace(tmp, args.out)
+    atomic_write_text(args.out, df.to_csv(index=False, float_format='%.4f'))
     cols = ['detector', 'base_train_s', 'bf_train_s', 'base2B_train_s', 'train_ratio', 'train_ratio_vs_2B',
             'peak_ratio', 'infer_ratio']
     print(df[cols].to_string(index=False, float_format=lambda v: f'{v:.3f}'))

@@ -1,0 +1,84 @@
+"""Markdown table of the BatchFormerV2 training/inference overhead from the benchmark's CSV.
+
+    python reproduce/overhead_table.py [results/measured/overhead_full.csv] [--readme README.md]
+
+Writes results/tables/<csv name>.md (and, with --readme, replaces the block between
+``<!-- overhead_full:start -->`` and ``<!-- overhead_full:end -->`` in the README). The official
+implementation's ratio (results/reference/official_overhead_h200.csv) is shown beside ours for DETR.
+"""
+from __future__ import annotations
+
+import argparse
+import os.path as osp
+import sys
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from mmdet_plugins.provenance import atomic_write_text  # noqa: E402
+
+REQUIRED = ['detector', 'batch_per_gpu', 'height', 'width', 'base_train_s', 'bf_train_s', 'base2B_train_s',
+            'train_ratio', 'train_ratio_vs_2B', 'base_peak_gib', 'bf_peak_gib', 'peak_ratio', 'infer_ratio',
+            'gpu', 'commit', 'date']
+START, END = '<!-- overhead_full:start -->', '<!-- overhead_full:end -->'
+
+
+def read_csv(path, required):
+    import pandas as pd
+    if not osp.isfile(path):
+        raise SystemExit(f'error: {path} not found (run reproduce/benchmark_overhead.py on the GPU machine first)')
+    try:
+        df = pd.read_csv(path)
+    except Exception as e:  # noqa: BLE001  (pandas raises several parser errors)
+        raise SystemExit(f'error: {path} is not a readable CSV: {e}')
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise SystemExit(f'error: {path} lacks the columns {missing}')
+    return df
+
+
+def render(df, official) -> str:
+    lines = ['| detector | baseline step s | BF step s | **BF / baseline** | baseline at 2B s | BF / baseline at 2B '
+             '| peak GiB baseline → BF | inference BF / baseline | official fork BF / baseline |',
+             '|---|---|---|---|---|---|---|---|---|']
+    for r in df.itertuples():
+        ref = official[(official.detector == r.detector) & (official.batch_per_gpu == r.batch_per_gpu)]
+        ref_text = f'{ref.train_ratio.iloc[0]:.2f} ({ref.base_train_s.iloc[0]:.4f} → {ref.bf_train_s.iloc[0]:.4f} s)' \
+            if len(ref) else 'not measured'
+        lines.append(f'| {r.detector} | {r.base_train_s:.4f} | {r.bf_train_s:.4f} | **{r.train_ratio:.2f}** | '
+                     f'{r.base2B_train_s:.4f} | {r.train_ratio_vs_2B:.2f} | {r.base_peak_gib:.2f} → {r.bf_peak_gib:.2f} | '
+                     f'{r.infer_ratio:.2f} | {ref_text} |')
+    first = df.iloc[0]
+    lines.append('')
+    lines.append(f'B = {int(first.batch_per_gpu)} images of {int(first.height)}x{int(first.width)} per GPU, '
+                 f'ResNet-50 (random init), fp32, one training step = forward + backward + clip + AdamW, medians. '
+                 f'Measured on {first.gpu}, commit {first.commit}, {first.date} '
+                 f'(`reproduce/benchmark_overhead.py`). Official fork: results/reference/official_overhead_h200.csv.')
+    return '\n'.join(lines) + '\n'
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('csv', nargs='?', default=osp.join(REPO, 'results/measured/overhead_full.csv'))
+    parser.add_argument('--official', default=osp.join(REPO, 'results/reference/official_overhead_h200.csv'))
+    parser.add_argument('--out', help='markdown file (default results/tables/<csv name>.md)')
+    parser.add_argument('--readme', help='also replace the overhead block of this README')
+    args = parser.parse_args(argv)
+    df = read_csv(args.csv, REQUIRED)
+    official = read_csv(args.official, ['detector', 'batch_per_gpu', 'train_ratio', 'base_train_s', 'bf_train_s'])
+    table = render(df, official)
+    out = args.out or osp.join(REPO, 'results/tables', osp.splitext(osp.basename(args.csv))[0] + '.md')
+    atomic_write_text(out, table)
+    print(table)
+    if args.readme:
+        text = open(args.readme).read()
+        if START not in text or END not in text:
+            raise SystemExit(f'error: {args.readme} has no {START} ... {END} block')
+        head, rest = text.split(START, 1)
+        _, tail = rest.split(END, 1)
+        atomic_write_text(args.readme, f'{head}{START}\n{table}{END}{tail}')
+        print(f'updated {args.readme}')
+
+
+if __name__ == '__main__':
+    main()
