@@ -16,8 +16,11 @@ def git_commit(short: int = 12) -> str:
     if os.environ.get('BF_COMMIT'):
         return os.environ['BF_COMMIT']
     try:
-        return subprocess.check_output(['git', '-C', REPO, 'rev-parse', f'--short={short}', 'HEAD'],
-                                       text=True, stderr=subprocess.DEVNULL).strip()
+        commit = subprocess.check_output(['git', '-C', REPO, 'rev-parse', f'--short={short}', 'HEAD'],
+                                         text=True, stderr=subprocess.DEVNULL).strip()
+        dirty = subprocess.run(['git', '-C', REPO, 'diff', '--quiet', 'HEAD', '--'],
+                               stderr=subprocess.DEVNULL).returncode != 0
+        return commit + ('-dirty' if dirty else '')
     except (OSError, subprocess.CalledProcessError):
         return 'unknown'
 

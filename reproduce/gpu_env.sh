@@ -5,10 +5,13 @@
 set -e
 _repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SITE=${SITE:-/tmp/site}
+export PYTHONPATH="$SITE:$_repo${PYTHONPATH:+:$PYTHONPATH}"
+if python3 -c "import mmcv.ops, mmdet, mmengine, pycocotools" 2>/dev/null; then  # warm machine: done already
+  echo "[gpu_env] reusing $SITE"; set +e; return 0
+fi
 mkdir -p "$SITE"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" \
   $(ls "$_repo"/.whl/*.whl | grep -v '/mmcv-') >/dev/null
-export PYTHONPATH="$SITE:$_repo${PYTHONPATH:+:$PYTHONPATH}"
 if ls "$_repo"/.whl/mmcv-part-* >/dev/null 2>&1 && ! ls "$_repo"/.whl/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
   cat "$_repo"/.whl/mmcv-part-* > /tmp/mmcv-2.1.0-cp312-cp312-linux_x86_64.whl
   MMCV_WHEEL=/tmp/mmcv-2.1.0-cp312-cp312-linux_x86_64.whl

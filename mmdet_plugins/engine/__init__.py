@@ -1,3 +1,4 @@
 from .checkpoint_compat import load_local_checkpoint
+from .deadline_hook import StopAtDeadlineHook
 
-__all__ = ['load_local_checkpoint']
+__all__ = ['load_local_checkpoint', 'StopAtDeadlineHook']

@@ -1,0 +1,1 @@
+"""Data for the mini benchmark (importing this package needs no mmdet)."""

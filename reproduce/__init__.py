@@ -1,0 +1,1 @@
+"""Scripts that regenerate the paper tables (one per table) and the benchmarks."""

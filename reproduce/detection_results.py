@@ -1,0 +1,148 @@
+"""Detection results as tables: the stored CSVs' schema, validation, aggregation over seeds, markdown.
+
+Measured CSV (results/measured/detection_<scale>.csv): one row per run, AP metrics in points (0-100),
+columns :data:`COLUMNS`. Paper CSV (results/paper/detection.csv): ``method, bf, AP..APl, ..., source``.
+"""
+from __future__ import annotations
+
+import math
+import os.path as osp
+
+KEY_COLUMNS = ['detector', 'bf', 'seed']
+METRICS = ['AP', 'AP50', 'AP75', 'APs', 'APm', 'APl']
+COLUMNS = KEY_COLUMNS + METRICS + ['iterations', 'wall_s', 'sittings', 'gpu', 'commit', 'date', 'config', 'scale']
+PAPER_COLUMNS = ['method', 'bf'] + METRICS + ['source']
+
+
+class ResultsFileError(ValueError):
+    """A results CSV that is missing, unreadable or lacks required columns."""
+
+
+def read_results_csv(path: str, paper: bool = False, required=None):
+    """Read and validate a measured (or, with ``paper=True``, a paper) results CSV.
+
+    Raises:
+        ResultsFileError: with a message naming the file and what is wrong.
+    """
+    import pandas as pd
+    if not osp.isfile(path):
+        raise ResultsFileError(f'{path}: no such file')
+    try:
+        df = pd.read_csv(path)
+    except Exception as e:  # noqa: BLE001  (pandas' parser errors have several types)
+        raise ResultsFileError(f'{path}: not a readable CSV ({e})')
+    required = required or (PAPER_COLUMNS if paper else KEY_COLUMNS + ['AP'])
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ResultsFileError(f'{path}: missing columns {missing} (has {list(df.columns)})')
+    for col in [c for c in METRICS if c in df.columns]:
+        values = pd.to_numeric(df[col], errors='coerce')
+        bad = df[col].notna() & values.isna()
+        if bad.any():
+            raise ResultsFileError(f'{path}: column {col} has non-numeric values in rows '
+                                   f'{[int(i) + 2 for i in df.index[bad]]} (line numbers)')
+        df[col] = values
+    if not paper:
+        if df[KEY_COLUMNS].isna().any().any():
+            raise ResultsFileError(f'{path}: empty key cells ({KEY_COLUMNS})')
+        dup = df.duplicated(KEY_COLUMNS, keep=False)
+        if dup.any():
+            raise ResultsFileError(f'{path}: duplicate rows for {df.loc[dup, KEY_COLUMNS].values.tolist()}')
+        df['bf'] = df['bf'].astype(int)
+        df['seed'] = df['seed'].astype(int)
+    return df
+
+
+def results_frame(rows):
+    """A measured-results DataFrame with the standard column order, sorted by detector, bf, seed."""
+    import pandas as pd
+    df = pd.DataFrame(rows)
+    cols = [c for c in COLUMNS if c in df.columns] + [c for c in df.columns if c not in COLUMNS]
+    return df[cols].sort_values(KEY_COLUMNS).reset_index(drop=True)
+
+
+def t_quantile_975(dof: int) -> float:
+    from scipy import stats
+    return float(stats.t.ppf(0.975, dof))
+
+
+def summarise(df):
+    """Per detector: mean and std over seeds for baseline and BatchFormerV2, and the paired difference
+    (BF - baseline, seeds matched) with a 95% t interval. Returns a list of dicts."""
+    out = []
+    for detector in sorted(df.detector.unique()):
+        d = df[df.detector == detector]
+        base, bf = d[d.bf == 0].set_index('seed'), d[d.bf == 1].set_index('seed')
+        paired = sorted(set(base.index) & set(bf.index))
+        entry = dict(detector=detector, n_base=len(base), n_bf=len(bf), n_paired=len(paired))
+        for m in METRICS:
+            entry[f'{m}_base_mean'] = base[m].mean() if len(base) else math.nan
+            entry[f'{m}_base_std'] = base[m].std(ddof=1) if len(base) > 1 else math.nan
+            entry[f'{m}_bf_mean'] = bf[m].mean() if len(bf) else math.nan
+            entry[f'{m}_bf_std'] = bf[m].std(ddof=1) if len(bf) > 1 else math.nan
+            diff = (bf.loc[paired, m] - base.loc[paired, m]) if paired else None
+            entry[f'{m}_diff'] = diff.mean() if paired else math.nan
+            if paired and len(paired) > 1 and diff.notna().all():
+                half = t_quantile_975(len(paired) - 1) * diff.std(ddof=1) / math.sqrt(len(paired))
+            else:
+                half = math.nan
+            entry[f'{m}_diff_ci'] = half
+        out.append(entry)
+    return out
+
+
+def _fmt(mean, std=math.nan):
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return 'missing'
+    return f'{mean:.1f}' if math.isnan(std) else f'{mean:.1f} ± {std:.1f}'
+
+
+def _fmt_diff(diff, half):
+    if math.isnan(diff):
+        return 'n/a'
+    text = f'{diff:+.1f}'
+    return text + (f' [{diff - half:+.1f}, {diff + half:+.1f}]' if not math.isnan(half) else ' (one seed)')
+
+
+def render_table(df, paper, scale: str, banner=None) -> str:
+    """Markdown: measured mean ± std over seeds, the paired BF - baseline difference with its 95% interval,
+    and the paper's numbers (with their source) for the same detector."""
+    lines = []
+    if banner:
+        lines += [f'> **{banner}**', '']
+    lines += [f'# Detection, {scale} scale', '',
+              'Measured: mean ± standard deviation over seeds (AP points). Δ: BatchFormerV2 − baseline, paired by '
+              'seed, with a 95% t interval. Paper: COCO val2017, ResNet-50, as published (source below).', '',
+              '| detector | seeds | baseline AP | +BF AP | Δ AP [95% CI] | Δ AP50 | Δ AP75 | baseline AP50 | +BF AP50 '
+              '| paper baseline AP | paper +BF AP | paper Δ AP |',
+              '|---|---|---|---|---|---|---|---|---|---|---|---|']
+    for e in summarise(df):
+        p = paper[paper.method == e['detector']] if paper is not None else None
+        pb = p[p.bf == 0].AP.iloc[0] if p is not None and len(p[p.bf == 0]) else math.nan
+        pf = p[p.bf == 1].AP.iloc[0] if p is not None and len(p[p.bf == 1]) else math.nan
+        pdiff = f'{pf - pb:+.1f}' if not (math.isnan(pb) or math.isnan(pf)) else 'missing'
+        lines.append(
+            f"| {e['detector']} | {e['n_base']}/{e['n_bf']} | {_fmt(e['AP_base_mean'], e['AP_base_std'])} | "
+            f"{_fmt(e['AP_bf_mean'], e['AP_bf_std'])} | {_fmt_diff(e['AP_diff'], e['AP_diff_ci'])} | "
+            f"{_fmt_diff(e['AP50_diff'], math.nan).replace(' (one seed)', '')} | "
+            f"{_fmt_diff(e['AP75_diff'], math.nan).replace(' (one seed)', '')} | "
+            f"{_fmt(e['AP50_base_mean'], e['AP50_base_std'])} | {_fmt(e['AP50_bf_mean'], e['AP50_bf_std'])} | "
+            f'{_fmt(pb)} | {_fmt(pf)} | {pdiff} |')
+    if paper is not None:
+        missing = sorted(set(paper.method) - set(df.detector))
+        for method in missing:
+            p = paper[paper.method == method]
+            pb = p[p.bf == 0].AP.iloc[0] if len(p[p.bf == 0]) else math.nan
+            pf = p[p.bf == 1].AP.iloc[0] if len(p[p.bf == 1]) else math.nan
+            pdiff = f'{pf - pb:+.1f}' if not (math.isnan(pb) or math.isnan(pf)) else 'missing'
+            lines.append(f'| {method} | not run | – | – | – | – | – | – | – | {_fmt(pb)} | {_fmt(pf)} | {pdiff} |')
+        sources = sorted(set(paper.source.dropna()))
+        lines += ['', 'Paper sources: ' + '; '.join(sources)]
+    prov = df[['gpu', 'commit', 'date']].drop_duplicates() if {'gpu', 'commit', 'date'} <= set(df.columns) else None
+    if prov is not None:
+        lines += ['', 'Measured on: ' + '; '.join(f'{r.gpu}, commit {r.commit}, {r.date}' for r in prov.itertuples())]
+    if 'iterations' in df.columns and 'config' in df.columns:
+        cfgs = df[['detector', 'bf', 'config', 'iterations']].drop_duplicates()
+        lines += ['', 'Configs: ' + '; '.join(f'`{r.config}` ({int(r.iterations)} it)' for r in cfgs.itertuples())]
+    lines.append('')
+    return '\n'.join(lines)

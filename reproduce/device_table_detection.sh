@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# On the GPU machine (device run; carry .whl and .data): set up the stack, make the mini data, train/resume
+# the mini detection runs until a deadline, and pack the results (CSV, table, json logs) into $OUT.
+#   BF_COMMIT=<commit> bash reproduce/device_table_detection.sh [table_detection.sh options]
+# Call it again at once (the machine stays warm about 30 s): finished runs are skipped, stopped ones resume.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+BUDGET=${BUDGET:-585}   # seconds this command may take (the device's limit is 600)
+source reproduce/gpu_env.sh
+if [ -d .data/fashion-mnist ] && [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+  mkdir -p /usr/share/datasets && cp -r .data/fashion-mnist /usr/share/datasets/
+fi
+python3 -m mmdet_plugins.datasets.fashion_canvas data/fashion_canvas --scale mini
+left=$(( BUDGET - SECONDS - 75 ))   # leave time for the last validation and packing
+echo "[device] $SECONDS s used for setup; training for at most $left s"
+set +e
+PYTHONUNBUFFERED=1 bash reproduce/table_detection.sh --scale mini --deadline "$left" --min-start-s 120 "$@" \
+  2>&1 | tee "$OUT/table.log"
+rc=${PIPESTATUS[0]}
+set -e
+tar czf "$OUT/results.tgz" results/measured results/tables results/logs 2>/dev/null || true
+nvidia-smi --query-gpu=name,utilization.gpu,memory.used --format=csv,noheader || true
+exit $rc

@@ -1,0 +1,411 @@
+"""Regenerate the paper's detection table: train/evaluate baseline and BatchFormerV2 runs, collect, tabulate.
+
+Usually called through ``bash reproduce/table_detection.sh [options]``; ``--help`` lists the options.
+
+Scales (same code, different data and schedules):
+  smoke  CPU, minutes, tiny generated canvases: checks the pipeline only; its numbers mean nothing.
+  mini   one GPU, the Fashion-MNIST canvas benchmark (configs/mini/), several seeds.
+  full   the paper's COCO configs (configs/<detector>/), torchrun over --gpus GPUs; needs COCO at --data-root.
+
+Each run lives in ``work_dirs/table_detection/<scale>/<detector>-<base|bf>-s<seed>/``: the exact config it ran
+(``run_config.py``), mmengine's logs, checkpoints and, once finished, ``result.json``. A finished run (a row in
+the stored CSV with the same config and iterations, or a ``result.json``) is skipped; an interrupted one
+(a ``last_checkpoint`` and no result) is resumed. Rows go to ``results/measured/detection_<scale>.csv``, the
+mmengine json logs to ``results/logs/detection_<scale>/``, the table to ``results/tables/detection_<scale>.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from mmdet_plugins.provenance import atomic_write_text, git_commit, today  # noqa: E402
+from reproduce.detection_results import (KEY_COLUMNS, METRICS, read_results_csv,  # noqa: E402
+                                         render_table, results_frame)
+
+DETECTOR_DIRS = {
+    'DETR': ('detr', 'detr'), 'DeformableDETR': ('deformable_detr', 'deformable-detr'),
+    'ConditionalDETR': ('conditional_detr', 'conditional-detr'), 'DABDETR': ('dab_detr', 'dab-detr'),
+    'DINO': ('dino', 'dino-4scale'),
+}
+FULL_SCHEDULE = {'DETR': 'r50_8xb2-50e', 'DeformableDETR': 'r50_8xb3-50e', 'ConditionalDETR': 'r50_8xb2-50e',
+                 'DABDETR': 'r50_8xb2-50e', 'DINO': 'r50_8xb2-12e'}
+DEFAULT_DETECTORS = {'smoke': ['DETR'], 'mini': ['DETR', 'DeformableDETR', 'ConditionalDETR'],
+                     'full': ['DETR', 'DeformableDETR', 'ConditionalDETR']}
+DEFAULT_SEEDS = {'smoke': 2, 'mini': 3, 'full': 1}
+DEFAULT_DATA_ROOT = {'smoke': 'data/fashion_canvas_smoke', 'mini': 'data/fashion_canvas', 'full': 'data/coco'}
+METRIC_KEYS = {'AP': 'coco/bbox_mAP', 'AP50': 'coco/bbox_mAP_50', 'AP75': 'coco/bbox_mAP_75',
+               'APs': 'coco/bbox_mAP_s', 'APm': 'coco/bbox_mAP_m', 'APl': 'coco/bbox_mAP_l'}
+SMOKE_BANNER = ('SMOKE SCALE: tiny data, a few CPU iterations. These numbers only check that the pipeline runs '
+                '(train, evaluate, CSV, table); they say nothing about BatchFormerV2.')
+
+
+def config_path(scale: str, detector: str, bf: bool) -> str:
+    folder, stem = DETECTOR_DIRS[detector]
+    prefix = 'bf-' if bf else ''
+    if scale == 'full':
+        return f'configs/{folder}/{prefix}{stem}_{FULL_SCHEDULE[detector]}_coco.py'
+    return f'configs/mini/{prefix}{stem}_r18_1xb16-mini.py'
+
+
+@dataclass
+class Run:
+    detector: str
+    bf: int
+    seed: int
+    config: str
+    work_dir: str
+
+    @property
+    def name(self) -> str:
+        return f'{self.detector}-{"bf" if self.bf else "base"}-s{self.seed}'
+
+    @property
+    def key(self):
+        return (self.detector, self.bf, self.seed)
+
+
+# ---------------------------------------------------------------------------------------------- configs
+def build_run_config(run: Run, scale: str, data_root: str, deadline: bool):
+    """The config a run trains with: the repository's config plus the scale's data root, seed and hooks."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(REPO, run.config))
+    cfg.work_dir = run.work_dir
+    cfg.randomness = dict(seed=run.seed)
+    data_root = osp.abspath(data_root).rstrip('/') + '/'
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        dataset = cfg[loader].dataset
+        while 'dataset' in dataset:  # wrappers (RepeatDataset, ...)
+            dataset = dataset.dataset
+        dataset.data_root = data_root
+    for evaluator in ('val_evaluator', 'test_evaluator'):
+        cfg[evaluator].ann_file = data_root + 'annotations/' + osp.basename(cfg[evaluator].ann_file)
+    if scale == 'smoke':
+        apply_smoke_overrides(cfg)
+    if deadline:
+        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type='StopAtDeadlineHook')]
+    cfg.visualizer.name = run.name  # one visualizer per run name (mmengine keeps them per process)
+    return cfg
+
+
+def apply_smoke_overrides(cfg):
+    """Tiny and CPU-friendly: 128 px canvases, batch 2, no workers, 4 iterations, plain fp32 optimiser."""
+    size = 128
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].batch_size = 2
+        cfg[loader].num_workers = 0
+        cfg[loader].persistent_workers = False
+        for step in cfg[loader].dataset.pipeline:
+            if step['type'] == 'Resize':
+                step['scale'] = (size, size)
+    iters = 4
+    cfg.train_cfg.max_iters = iters
+    cfg.train_cfg.val_interval = iters
+    cfg.param_scheduler = [dict(type='MultiStepLR', begin=0, end=iters, by_epoch=False, milestones=[3], gamma=0.1)]
+    cfg.optim_wrapper.type = 'OptimWrapper'
+    cfg.optim_wrapper.pop('loss_scale', None)
+    cfg.default_hooks.checkpoint.interval = 2
+    cfg.default_hooks.logger.interval = 1
+    cfg.model.num_queries = 20
+    cfg.model.test_cfg.max_per_img = 20
+    if 'dn_cfg' in cfg.model:
+        cfg.model.dn_cfg.group_cfg = dict(dynamic=True, num_groups=None, num_dn_queries=10)
+
+
+# ---------------------------------------------------------------------------------------------- runs
+def run_state(run: Run, stored_keys) -> str:
+    if run.key in stored_keys or osp.isfile(osp.join(run.work_dir, 'result.json')):
+        return 'finished'
+    if osp.isfile(osp.join(run.work_dir, 'last_checkpoint')):
+        return 'interrupted'
+    return 'new'
+
+
+def train_command(run: Run, scale: str, gpus: int, resume: bool):
+    cfg_file = osp.join(run.work_dir, 'run_config.py')
+    if scale == 'full' and gpus > 1:
+        cmd = ['bash', osp.join(REPO, 'tools/dist_train.sh'), cfg_file, str(gpus)]
+    else:
+        cmd = [sys.executable, osp.join(REPO, 'tools/train.py'), cfg_file]
+    cmd += ['--work-dir', run.work_dir]
+    if resume:
+        cmd.append('--resume')
+    return cmd
+
+
+def final_metrics(run: Run, max_iters: int):
+    """The validation metrics logged after the last training iteration, from the run's mmengine json logs
+    (mmengine logs the iteration-based validation with step 0, so the order of the lines decides)."""
+    logs = sorted(glob.glob(osp.join(run.work_dir, '*', 'vis_data', 'scalars.json')))
+    for path in reversed(logs):
+        with open(path) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        last_train = max((i for i, r in enumerate(rows) if r.get('iter') == max_iters and 'loss' in r), default=None)
+        if last_train is None:
+            continue
+        evals = [r for r in rows[last_train + 1:] if METRIC_KEYS['AP'] in r]
+        if evals:
+            return evals[-1], logs
+    return None, logs
+
+
+def gpu_name(scale: str) -> str:
+    from mmdet_plugins.provenance import hardware
+    import torch
+    if scale != 'smoke' and torch.cuda.is_available():
+        return hardware('cuda:0')
+    return hardware()
+
+
+def finish_run(run: Run, max_iters: int, scale: str, logs_dir: str, hardware_name: str):
+    """Write result.json (the row) and copy the json logs, once the run's last validation is logged."""
+    metrics, logs = final_metrics(run, max_iters)
+    if metrics is None:
+        return None
+    progress = read_progress(run)
+    row = dict(detector=run.detector, bf=run.bf, seed=run.seed,
+               **{m: 100.0 * float(metrics[k]) if float(metrics[k]) >= 0 else float('nan')
+                  for m, k in METRIC_KEYS.items()},
+               iterations=max_iters, wall_s=round(progress['wall_s'], 1), sittings=progress['sittings'],
+               gpu=hardware_name, commit=git_commit(), date=today(), config=run.config, scale=scale)
+    atomic_write_text(osp.join(run.work_dir, 'result.json'), json.dumps(row, indent=1))
+    os.makedirs(logs_dir, exist_ok=True)
+    merged = []
+    for path in logs:  # every sitting's log, in order
+        with open(path) as f:
+            merged += [line for line in f if line.strip()]
+    atomic_write_text(osp.join(logs_dir, f'{run.name}.json'), ''.join(merged))
+    return row
+
+
+def read_progress(run: Run):
+    try:
+        with open(osp.join(run.work_dir, 'progress.json')) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return dict(wall_s=0.0, sittings=0)
+
+
+def add_progress(run: Run, seconds: float):
+    p = read_progress(run)
+    p['wall_s'] += seconds
+    p['sittings'] += 1
+    atomic_write_text(osp.join(run.work_dir, 'progress.json'), json.dumps(p))
+
+
+class RunProcess:
+    """One training subprocess; its output goes to train.log and, filtered when several run, to the console."""
+
+    def __init__(self, run: Run, cmd, env, verbose: bool, label: str):
+        self.run, self.label, self.verbose = run, label, verbose
+        self.start = time.time()
+        self.log = open(osp.join(run.work_dir, 'train.log'), 'a')
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, bufsize=1)
+        self.thread = threading.Thread(target=self._pump, daemon=True)
+        self.thread.start()
+
+    def _pump(self):
+        for line in self.proc.stdout:
+            self.log.write(line)
+            if self.verbose or 'Iter(train)' in line or 'Iter(val)' in line and 'coco/bbox_mAP' in line \
+                    or 'Error' in line or 'StopAtDeadlineHook' in line:
+                print(f'{self.label} {line}', end='', flush=True)
+
+    def poll(self):
+        rc = self.proc.poll()
+        if rc is not None:
+            self.thread.join()
+            self.log.close()
+        return rc
+
+
+def execute(runs, args, stored_keys, max_iters_of, logs_dir, hardware_name):
+    """Run what is not finished, at most ``args.parallel`` at a time. Returns the new rows."""
+    todo = []
+    for i, run in enumerate(runs, 1):
+        state = 'finished' if (run.key in stored_keys and not args.force) else run_state(run, set())
+        if args.force and state != 'new':
+            shutil.rmtree(run.work_dir, ignore_errors=True)
+            state = 'new'
+        if state == 'finished':
+            print(f'[{i}/{len(runs)}] {run.name}: finished, skipped')
+            continue
+        todo.append((i, run, state))
+    rows, running, failed = [], [], []
+    deadline = time.time() + args.deadline if args.deadline else None
+    env = dict(os.environ)
+    if deadline:
+        env['BF_DEADLINE'] = str(deadline)
+    if args.scale == 'smoke':
+        env['CUDA_VISIBLE_DEVICES'] = ''
+    if args.parallel > 1:
+        env.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 2) // (2 * args.parallel))))
+    queue = list(todo)
+    while queue or running:
+        while queue and len(running) < args.parallel:
+            if deadline and deadline - time.time() < args.min_start_s:
+                print(f'deadline near: {len(queue)} run(s) not started; call again to continue')
+                queue = []
+                break
+            i, run, state = queue.pop(0)
+            os.makedirs(run.work_dir, exist_ok=True)
+            cfg = build_run_config(run, args.scale, args.data_root, deadline is not None)
+            if state == 'new' or not osp.isfile(osp.join(run.work_dir, 'run_config.py')):
+                cfg.dump(osp.join(run.work_dir, 'run_config.py'))
+            cmd = train_command(run, args.scale, args.gpus, resume=(state == 'interrupted'))
+            verb = 'resuming' if state == 'interrupted' else 'starting'
+            print(f'[{i}/{len(runs)}] {run.name}: {verb} ({run.config}, seed {run.seed})', flush=True)
+            running.append(RunProcess(run, cmd, env, verbose=args.parallel == 1, label=f'[{run.name}]'))
+        time.sleep(0.5)
+        for rp in list(running):
+            rc = rp.poll()
+            if rc is None:
+                continue
+            running.remove(rp)
+            add_progress(rp.run, time.time() - rp.start)
+            if rc != 0:
+                failed.append(rp.run.name)
+                print(f'{rp.run.name}: FAILED (exit {rc}); see {osp.join(rp.run.work_dir, "train.log")}')
+                continue
+            row = finish_run(rp.run, max_iters_of[rp.run.config], args.scale, logs_dir, hardware_name)
+            if row is None:
+                print(f'{rp.run.name}: stopped before its last iteration (deadline); it resumes on the next call')
+            else:
+                print(f'{rp.run.name}: finished, AP {row["AP"]:.2f}')
+                rows.append(row)
+    return rows, failed
+
+
+# ---------------------------------------------------------------------------------------------- main
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--scale', choices=['smoke', 'mini', 'full'], default=None,
+                   help='default: mini where a GPU is present, smoke otherwise')
+    p.add_argument('--seeds', type=int, default=None, help='seeds per row (default: smoke 2, mini 3, full 1)')
+    p.add_argument('--detectors', nargs='+', choices=list(DETECTOR_DIRS), default=None)
+    p.add_argument('--gpus', type=int, default=1, help='GPUs per run (full scale, through torchrun)')
+    p.add_argument('--data-root', default=None, help='dataset folder (default: data/fashion_canvas[_smoke], data/coco)')
+    p.add_argument('--work-root', default=osp.join(REPO, 'work_dirs', 'table_detection'))
+    p.add_argument('--results-dir', default=osp.join(REPO, 'results'))
+    p.add_argument('--parallel', type=int, default=1, help='runs trained at once (they share the GPU)')
+    p.add_argument('--deadline', type=float, default=None,
+                   help='seconds from now after which runs checkpoint and stop (resume on the next call)')
+    p.add_argument('--min-start-s', type=float, default=90, help='with --deadline: start no run with less left')
+    p.add_argument('--dry-run', action='store_true', help='print the commands, run nothing')
+    p.add_argument('--collect-only', action='store_true', help='rebuild CSV and table from the work dirs only')
+    p.add_argument('--force', action='store_true', help='retrain runs that already finished')
+    args = p.parse_args(argv)
+    if args.scale is None:
+        import torch
+        args.scale = 'mini' if torch.cuda.is_available() else 'smoke'
+    args.seeds = args.seeds or DEFAULT_SEEDS[args.scale]
+    args.detectors = args.detectors or DEFAULT_DETECTORS[args.scale]
+    args.data_root = args.data_root or osp.join(REPO, DEFAULT_DATA_ROOT[args.scale])
+    if args.seeds < 1 or args.parallel < 1 or args.gpus < 1:
+        p.error('--seeds, --parallel and --gpus must be at least 1')
+    return args
+
+
+def ensure_data(args):
+    """Generate the canvas data (smoke/mini) if missing; check COCO (full)."""
+    if args.scale == 'full':
+        need = ['annotations/instances_train2017.json', 'annotations/instances_val2017.json', 'train2017', 'val2017']
+        missing = [n for n in need if not osp.exists(osp.join(args.data_root, n))]
+        if missing:
+            raise SystemExit(f'error: COCO 2017 not found at {args.data_root}: missing {missing}. Download it '
+                             '(cocodataset.org) into that layout, or pass --data-root DIR.')
+        return
+    from mmdet_plugins.datasets.fashion_canvas import PRESETS, MissingFashionMNIST, generate, is_complete
+    spec = PRESETS[args.scale]
+    if is_complete(args.data_root, spec):
+        return
+    print(f'generating the {args.scale} canvas dataset at {args.data_root} ...', flush=True)
+    try:
+        generate(args.data_root, spec)
+    except MissingFashionMNIST as e:
+        raise SystemExit(f'error: {e}')
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from mmengine.config import Config
+    if args.scale == 'smoke':
+        print('=' * 100 + '\n' + SMOKE_BANNER + '\n' + '=' * 100, flush=True)
+    runs = []
+    for detector in args.detectors:
+        for bf in (0, 1):
+            for seed in range(args.seeds):
+                run = Run(detector, bf, seed, config_path(args.scale, detector, bool(bf)), '')
+                run.work_dir = osp.join(args.work_root, args.scale, run.name)
+                runs.append(run)
+    max_iters_of = {}
+    for run in runs:
+        if run.config not in max_iters_of:
+            cfg = Config.fromfile(osp.join(REPO, run.config))
+            if args.scale == 'smoke':
+                apply_smoke_overrides(cfg)
+            max_iters_of[run.config] = cfg.train_cfg.get('max_iters') or cfg.train_cfg.get('max_epochs')
+
+    csv_path = osp.join(args.results_dir, 'measured', f'detection_{args.scale}.csv')
+    logs_dir = osp.join(args.results_dir, 'logs', f'detection_{args.scale}')
+    stored = read_results_csv(csv_path) if osp.isfile(csv_path) else None
+    stored_keys = set()
+    if stored is not None:
+        for r in stored.itertuples():
+            if r.config in max_iters_of and int(r.iterations) == int(max_iters_of[r.config]):
+                stored_keys.add((r.detector, int(r.bf), int(r.seed)))
+
+    if args.dry_run:
+        for i, run in enumerate(runs, 1):
+            state = run_state(run, set() if args.force else stored_keys)
+            cmd = train_command(run, args.scale, args.gpus, resume=state == 'interrupted')
+            print(f'[{i}/{len(runs)}] {run.name} ({state}): {" ".join(cmd)}')
+        return 0
+
+    new_rows, failed = [], []
+    if not args.collect_only:
+        ensure_data(args)
+        new_rows, failed = execute(runs, args, stored_keys, max_iters_of, logs_dir, gpu_name(args.scale))
+    # rows from work dirs (also runs finished in earlier calls) + stored rows not superseded
+    rows = {}
+    if stored is not None:
+        for r in stored.to_dict('records'):
+            rows[(r['detector'], int(r['bf']), int(r['seed']))] = r
+    for run in runs:
+        result = osp.join(run.work_dir, 'result.json')
+        if osp.isfile(result):
+            with open(result) as f:
+                rows[run.key] = json.load(f)
+    for r in new_rows:
+        rows[(r['detector'], r['bf'], r['seed'])] = r
+    if not rows:
+        print('no finished runs yet: nothing to tabulate')
+        return 1 if failed else 0
+    df = results_frame(list(rows.values()))
+    atomic_write_text(csv_path, df.to_csv(index=False, float_format='%.4g'))
+    paper = read_results_csv(osp.join(args.results_dir, 'paper', 'detection.csv'), paper=True)
+    table = render_table(df, paper, scale=args.scale, banner=SMOKE_BANNER if args.scale == 'smoke' else None)
+    table_path = osp.join(args.results_dir, 'tables', f'detection_{args.scale}.md')
+    atomic_write_text(table_path, table)
+    print(table)
+    print(f'wrote {csv_path} ({len(df)} rows) and {table_path}')
+    if failed:
+        print(f'FAILED runs: {failed}')
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
