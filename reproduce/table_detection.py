@@ -344,9 +344,9 @@ def main(argv=None):
     if args.scale == 'smoke':
         print('=' * 100 + '\n' + SMOKE_BANNER + '\n' + '=' * 100, flush=True)
     runs = []
-    for detector in args.detectors:
-        for bf in (0, 1):
-            for seed in range(args.seeds):
+    for detector in args.detectors:  # seed-major, so that a partial sitting completes baseline/BF pairs
+        for seed in range(args.seeds):
+            for bf in (0, 1):
                 run = Run(detector, bf, seed, config_path(args.scale, detector, bool(bf)), '')
                 run.work_dir = osp.join(args.work_root, args.scale, run.name)
                 runs.append(run)
