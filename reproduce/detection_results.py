@@ -110,7 +110,7 @@ def render_table(df, paper, scale: str, banner=None) -> str:
     lines = []
     if banner:
         lines += [f'> **{banner}**', '']
-    lines += [f'# Detection, {scale} scale', '',
+    lines += [f'**Detection, {scale} scale**', '',
               'Measured: mean ± standard deviation over seeds (AP points). Δ: BatchFormerV2 − baseline, paired by '
               'seed, with a 95% t interval. Paper: COCO val2017, ResNet-50, as published (source below).', '',
               '| detector | seeds | baseline AP | +BF AP | Δ AP [95% CI] | Δ AP50 | Δ AP75 | baseline AP50 | +BF AP50 '

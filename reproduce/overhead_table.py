@@ -2,8 +2,8 @@
 
     python reproduce/overhead_table.py [results/measured/overhead_full.csv] [--readme README.md]
 
-Writes results/tables/<csv name>.md (and, with --readme, replaces the block between
-``<!-- overhead_full:start -->`` and ``<!-- overhead_full:end -->`` in the README). The official
+Writes results/tables/<csv name>.md (and, with --readme, replaces the README's ``overhead_full`` block,
+see reproduce/readme_blocks.py). The official
 implementation's ratio (results/reference/official_overhead_h200.csv) is shown beside ours for DETR.
 """
 from __future__ import annotations
@@ -16,11 +16,11 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from mmdet_plugins.provenance import atomic_write_text  # noqa: E402
+from reproduce.readme_blocks import replace_block  # noqa: E402
 
 REQUIRED = ['detector', 'batch_per_gpu', 'height', 'width', 'base_train_s', 'bf_train_s', 'base2B_train_s',
             'train_ratio', 'train_ratio_vs_2B', 'base_peak_gib', 'bf_peak_gib', 'peak_ratio', 'infer_ratio',
             'gpu', 'commit', 'date']
-START, END = '<!-- overhead_full:start -->', '<!-- overhead_full:end -->'
 
 
 def read_csv(path, required):
@@ -71,12 +71,11 @@ def main(argv=None):
     atomic_write_text(out, table)
     print(table)
     if args.readme:
-        text = open(args.readme).read()
-        if START not in text or END not in text:
-            raise SystemExit(f'error: {args.readme} has no {START} ... {END} block')
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
-        atomic_write_text(args.readme, f'{head}{START}\n{table}{END}{tail}')
+        try:
+            text = replace_block(open(args.readme).read(), 'overhead_full', table)
+        except ValueError as e:
+            raise SystemExit(f'error: {args.readme}: {e}')
+        atomic_write_text(args.readme, text)
         print(f'updated {args.readme}')
 
 
