@@ -22,15 +22,7 @@ import torch
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-CONFIGS = {
-    'DETR': ('configs/detr/detr_r50_8xb2-50e_coco.py', 'configs/detr/bf-detr_r50_8xb2-50e_coco.py'),
-    'DeformableDETR': ('configs/deformable_detr/deformable-detr_r50_8xb3-50e_coco.py',
-                       'configs/deformable_detr/bf-deformable-detr_r50_8xb3-50e_coco.py'),
-    'ConditionalDETR': ('configs/conditional_detr/conditional-detr_r50_8xb2-50e_coco.py',
-                        'configs/conditional_detr/bf-conditional-detr_r50_8xb2-50e_coco.py'),
-    'DABDETR': ('configs/dab_detr/dab-detr_r50_8xb2-50e_coco.py', 'configs/dab_detr/bf-dab-detr_r50_8xb2-50e_coco.py'),
-    'DINO': ('configs/dino/dino-4scale_r50_8xb2-12e_coco.py', 'configs/dino/bf-dino-4scale_r50_8xb2-12e_coco.py'),
-}
+from mmdet_plugins.zoo import DETECTORS, config_path  # noqa: E402
 
 
 def build(config: str, device):
@@ -91,7 +83,7 @@ def time_infer(model, inputs, samples, steps, warmup, device):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', required=True, help='CSV to write (rows are replaced atomically)')
-    parser.add_argument('--detectors', nargs='+', default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument('--detectors', nargs='+', default=list(DETECTORS), choices=list(DETECTORS))
     parser.add_argument('--batch', type=int, default=2, help='images per GPU (B)')
     parser.add_argument('--height', type=int, default=800)
     parser.add_argument('--width', type=int, default=1216)
@@ -118,7 +110,7 @@ def main(argv=None):
     B = args.batch
     rows = []
     for name in args.detectors:
-        base_cfg, bf_cfg = CONFIGS[name]
+        base_cfg, bf_cfg = config_path(name, False), config_path(name, True)
         torch.manual_seed(args.seed)
         inputs, samples = synthetic_batch([(args.height, args.width)] * (2 * B), [args.boxes] * (2 * B),
                                           num_classes=80, seed=args.seed, device=device)

@@ -31,16 +31,10 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from mmdet_plugins.provenance import atomic_write_text, git_commit, today  # noqa: E402
+from mmdet_plugins.zoo import DETECTORS, config_path  # noqa: E402
 from reproduce.detection_results import (KEY_COLUMNS, METRICS, read_results_csv,  # noqa: E402
                                          render_table, results_frame)
 
-DETECTOR_DIRS = {
-    'DETR': ('detr', 'detr'), 'DeformableDETR': ('deformable_detr', 'deformable-detr'),
-    'ConditionalDETR': ('conditional_detr', 'conditional-detr'), 'DABDETR': ('dab_detr', 'dab-detr'),
-    'DINO': ('dino', 'dino-4scale'),
-}
-FULL_SCHEDULE = {'DETR': 'r50_8xb2-50e', 'DeformableDETR': 'r50_8xb3-50e', 'ConditionalDETR': 'r50_8xb2-50e',
-                 'DABDETR': 'r50_8xb2-50e', 'DINO': 'r50_8xb2-12e'}
 DEFAULT_DETECTORS = {'smoke': ['DETR'], 'mini': ['DETR', 'DeformableDETR', 'ConditionalDETR'],
                      'full': ['DETR', 'DeformableDETR', 'ConditionalDETR']}
 DEFAULT_SEEDS = {'smoke': 2, 'mini': 3, 'full': 1}
@@ -49,14 +43,6 @@ METRIC_KEYS = {'AP': 'coco/bbox_mAP', 'AP50': 'coco/bbox_mAP_50', 'AP75': 'coco/
                'APs': 'coco/bbox_mAP_s', 'APm': 'coco/bbox_mAP_m', 'APl': 'coco/bbox_mAP_l'}
 SMOKE_BANNER = ('SMOKE SCALE: tiny data, a few CPU iterations. These numbers only check that the pipeline runs '
                 '(train, evaluate, CSV, table); they say nothing about BatchFormerV2.')
-
-
-def config_path(scale: str, detector: str, bf: bool) -> str:
-    folder, stem = DETECTOR_DIRS[detector]
-    prefix = 'bf-' if bf else ''
-    if scale == 'full':
-        return f'configs/{folder}/{prefix}{stem}_{FULL_SCHEDULE[detector]}_coco.py'
-    return f'configs/mini/{prefix}{stem}_r18_1xb16-mini.py'
 
 
 @dataclass
@@ -294,7 +280,7 @@ def parse_args(argv=None):
     p.add_argument('--scale', choices=['smoke', 'mini', 'full'], default=None,
                    help='default: mini where a GPU is present, smoke otherwise')
     p.add_argument('--seeds', type=int, default=None, help='seeds per row (default: smoke 2, mini 3, full 1)')
-    p.add_argument('--detectors', nargs='+', choices=list(DETECTOR_DIRS), default=None)
+    p.add_argument('--detectors', nargs='+', choices=list(DETECTORS), default=None)
     p.add_argument('--gpus', type=int, default=1, help='GPUs per run (full scale, through torchrun)')
     p.add_argument('--data-root', default=None, help='dataset folder (default: data/fashion_canvas[_smoke], data/coco)')
     p.add_argument('--work-root', default=osp.join(REPO, 'work_dirs', 'table_detection'))
@@ -347,7 +333,7 @@ def main(argv=None):
     for detector in args.detectors:  # seed-major, so that a partial sitting completes baseline/BF pairs
         for seed in range(args.seeds):
             for bf in (0, 1):
-                run = Run(detector, bf, seed, config_path(args.scale, detector, bool(bf)), '')
+                run = Run(detector, bf, seed, config_path(detector, bool(bf), args.scale), '')
                 run.work_dir = osp.join(args.work_root, args.scale, run.name)
                 runs.append(run)
     max_iters_of = {}

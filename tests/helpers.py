@@ -10,17 +10,10 @@ import torch
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
-# detector name -> (baseline config, BatchFormerV2 config), relative to the repository root
-DETECTOR_CONFIGS = {
-    'DETR': ('configs/detr/detr_r50_8xb2-50e_coco.py', 'configs/detr/bf-detr_r50_8xb2-50e_coco.py'),
-    'DeformableDETR': ('configs/deformable_detr/deformable-detr_r50_8xb3-50e_coco.py',
-                       'configs/deformable_detr/bf-deformable-detr_r50_8xb3-50e_coco.py'),
-    'ConditionalDETR': ('configs/conditional_detr/conditional-detr_r50_8xb2-50e_coco.py',
-                        'configs/conditional_detr/bf-conditional-detr_r50_8xb2-50e_coco.py'),
-    'DABDETR': ('configs/dab_detr/dab-detr_r50_8xb2-50e_coco.py',
-                'configs/dab_detr/bf-dab-detr_r50_8xb2-50e_coco.py'),
-    'DINO': ('configs/dino/dino-4scale_r50_8xb2-12e_coco.py', 'configs/dino/bf-dino-4scale_r50_8xb2-12e_coco.py'),
-}
+from mmdet_plugins.zoo import DETECTORS as _ZOO, config_path  # noqa: E402
+
+# detector name -> (baseline config, BatchFormerV2 config) at full scale, relative to the repository root
+DETECTOR_CONFIGS = {name: (config_path(name, False), config_path(name, True)) for name in _ZOO}
 DETECTORS = list(DETECTOR_CONFIGS)
 
 
