@@ -136,9 +136,7 @@ class BatchFormerV2Layer(nn.Module):
             if padding_mask.shape != x.shape[:2]:
                 raise ValueError(f'BatchFormerV2Layer: padding_mask must have shape {tuple(x.shape[:2])} '
                                  f'(B, N), got {tuple(padding_mask.shape)}.')
-            padding_mask = padding_mask.bool()
-            if not padding_mask.any():
-                padding_mask = None
+            padding_mask = padding_mask.bool()  # (no `.any()` shortcut: it would sync with the GPU)
         y = self.norm1(x + self.dropout_attn_out(self.batch_attention(x, padding_mask)))
         y = self.norm2(y + self.dropout_ffn_out(self.ffn(y)))
         if padding_mask is not None:

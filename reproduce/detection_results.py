@@ -18,8 +18,15 @@ class ResultsFileError(ValueError):
     """A results CSV that is missing, unreadable or lacks required columns."""
 
 
-def read_results_csv(path: str, paper: bool = False, required=None):
+TEXT_COLUMNS = ('detector', 'method', 'gpu', 'commit', 'date', 'config', 'scale', 'source')
+
+
+def read_results_csv(path: str, paper: bool = False, required=None, keys=KEY_COLUMNS):
     """Read and validate a measured (or, with ``paper=True``, a paper) results CSV.
+
+    Args:
+        required: columns that must be there (default: the keys and AP; for a paper CSV, PAPER_COLUMNS).
+        keys: columns that identify a row: none may be empty and no two rows may share them.
 
     Raises:
         ResultsFileError: with a message naming the file and what is wrong.
@@ -28,10 +35,12 @@ def read_results_csv(path: str, paper: bool = False, required=None):
     if not osp.isfile(path):
         raise ResultsFileError(f'{path}: no such file')
     try:
-        df = pd.read_csv(path)
+        with open(path) as f:
+            header = f.readline().strip().split(',')
+        df = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS if c in header})
     except Exception as e:  # noqa: BLE001  (pandas' parser errors have several types)
         raise ResultsFileError(f'{path}: not a readable CSV ({e})')
-    required = required or (PAPER_COLUMNS if paper else KEY_COLUMNS + ['AP'])
+    required = required or (PAPER_COLUMNS if paper else list(keys) + ['AP'])
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise ResultsFileError(f'{path}: missing columns {missing} (has {list(df.columns)})')
@@ -43,13 +52,15 @@ def read_results_csv(path: str, paper: bool = False, required=None):
                                    f'{[int(i) + 2 for i in df.index[bad]]} (line numbers)')
         df[col] = values
     if not paper:
-        if df[KEY_COLUMNS].isna().any().any():
-            raise ResultsFileError(f'{path}: empty key cells ({KEY_COLUMNS})')
-        dup = df.duplicated(KEY_COLUMNS, keep=False)
+        keys = list(keys)
+        if df[keys].isna().any().any():
+            raise ResultsFileError(f'{path}: empty key cells ({keys})')
+        dup = df.duplicated(keys, keep=False)
         if dup.any():
-            raise ResultsFileError(f'{path}: duplicate rows for {df.loc[dup, KEY_COLUMNS].values.tolist()}')
-        df['bf'] = df['bf'].astype(int)
-        df['seed'] = df['seed'].astype(int)
+            raise ResultsFileError(f'{path}: duplicate rows for {df.loc[dup, keys].values.tolist()}')
+        for col in ('bf', 'seed'):
+            if col in keys:
+                df[col] = df[col].astype(int)
     return df
 
 
@@ -91,6 +102,15 @@ def summarise(df):
     return out
 
 
+def paper_numbers(paper, method: str):
+    """(baseline AP, BatchFormerV2 AP, 'difference' text) of ``method`` in the paper CSV; NaN where missing."""
+    rows = paper[paper.method == method] if paper is not None else None
+    base = rows[rows.bf == 0].AP.iloc[0] if rows is not None and len(rows[rows.bf == 0]) else math.nan
+    bf = rows[rows.bf == 1].AP.iloc[0] if rows is not None and len(rows[rows.bf == 1]) else math.nan
+    diff = f'{bf - base:+.1f}' if not (math.isnan(base) or math.isnan(bf)) else 'missing'
+    return base, bf, diff
+
+
 def _fmt(mean, std=math.nan):
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return 'missing'
@@ -117,10 +137,7 @@ def render_table(df, paper, scale: str, banner=None) -> str:
               '| paper baseline AP | paper +BF AP | paper Δ AP |',
               '|---|---|---|---|---|---|---|---|---|---|---|---|']
     for e in summarise(df):
-        p = paper[paper.method == e['detector']] if paper is not None else None
-        pb = p[p.bf == 0].AP.iloc[0] if p is not None and len(p[p.bf == 0]) else math.nan
-        pf = p[p.bf == 1].AP.iloc[0] if p is not None and len(p[p.bf == 1]) else math.nan
-        pdiff = f'{pf - pb:+.1f}' if not (math.isnan(pb) or math.isnan(pf)) else 'missing'
+        pb, pf, pdiff = paper_numbers(paper, e['detector'])
         lines.append(
             f"| {e['detector']} | {e['n_base']}/{e['n_bf']} | {_fmt(e['AP_base_mean'], e['AP_base_std'])} | "
             f"{_fmt(e['AP_bf_mean'], e['AP_bf_std'])} | {_fmt_diff(e['AP_diff'], e['AP_diff_ci'])} | "
@@ -131,10 +148,7 @@ def render_table(df, paper, scale: str, banner=None) -> str:
     if paper is not None:
         missing = sorted(set(paper.method) - set(df.detector))
         for method in missing:
-            p = paper[paper.method == method]
-            pb = p[p.bf == 0].AP.iloc[0] if len(p[p.bf == 0]) else math.nan
-            pf = p[p.bf == 1].AP.iloc[0] if len(p[p.bf == 1]) else math.nan
-            pdiff = f'{pf - pb:+.1f}' if not (math.isnan(pb) or math.isnan(pf)) else 'missing'
+            pb, pf, pdiff = paper_numbers(paper, method)
             lines.append(f'| {method} | not run | – | – | – | – | – | – | – | {_fmt(pb)} | {_fmt(pf)} | {pdiff} |')
         sources = sorted(set(paper.source.dropna()))
         lines += ['', 'Paper sources: ' + '; '.join(sources)]

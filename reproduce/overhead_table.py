@@ -16,6 +16,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from mmdet_plugins.provenance import atomic_write_text  # noqa: E402
+from reproduce.detection_results import ResultsFileError, read_results_csv  # noqa: E402
 from reproduce.readme_blocks import replace_block  # noqa: E402
 
 REQUIRED = ['detector', 'batch_per_gpu', 'height', 'width', 'base_train_s', 'bf_train_s', 'base2B_train_s',
@@ -23,18 +24,11 @@ REQUIRED = ['detector', 'batch_per_gpu', 'height', 'width', 'base_train_s', 'bf_
             'gpu', 'commit', 'date']
 
 
-def read_csv(path, required):
-    import pandas as pd
-    if not osp.isfile(path):
-        raise SystemExit(f'error: {path} not found (run reproduce/benchmark_overhead.py on the GPU machine first)')
+def read_csv(path, required, keys):
     try:
-        df = pd.read_csv(path)
-    except Exception as e:  # noqa: BLE001  (pandas raises several parser errors)
-        raise SystemExit(f'error: {path} is not a readable CSV: {e}')
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        raise SystemExit(f'error: {path} lacks the columns {missing}')
-    return df
+        return read_results_csv(path, required=required, keys=keys)
+    except ResultsFileError as e:
+        raise SystemExit(f'error: {e} (the benchmark writes it: reproduce/benchmark_overhead.py)')
 
 
 def render(df, official) -> str:
@@ -64,8 +58,9 @@ def main(argv=None):
     parser.add_argument('--out', help='markdown file (default results/tables/<csv name>.md)')
     parser.add_argument('--readme', help='also replace the overhead block of this README')
     args = parser.parse_args(argv)
-    df = read_csv(args.csv, REQUIRED)
-    official = read_csv(args.official, ['detector', 'batch_per_gpu', 'train_ratio', 'base_train_s', 'bf_train_s'])
+    df = read_csv(args.csv, REQUIRED, keys=['detector', 'batch_per_gpu'])
+    official = read_csv(args.official, ['detector', 'batch_per_gpu', 'train_ratio', 'base_train_s', 'bf_train_s'],
+                        keys=['detector', 'batch_per_gpu'])
     table = render(df, official)
     out = args.out or osp.join(REPO, 'results/tables', osp.splitext(osp.basename(args.csv))[0] + '.md')
     atomic_write_text(out, table)

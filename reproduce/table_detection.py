@@ -63,7 +63,7 @@ class Run:
 
 
 # ---------------------------------------------------------------------------------------------- configs
-def build_run_config(run: Run, scale: str, data_root: str, deadline: bool):
+def build_run_config(run: Run, scale: str, data_root: str, schedule):
     """The config a run trains with: the repository's config plus the scale's data root, seed and hooks."""
     from mmengine.config import Config
     cfg = Config.fromfile(osp.join(REPO, run.config))
@@ -79,7 +79,7 @@ def build_run_config(run: Run, scale: str, data_root: str, deadline: bool):
         cfg[evaluator].ann_file = data_root + 'annotations/' + osp.basename(cfg[evaluator].ann_file)
     if scale == 'smoke':
         apply_smoke_overrides(cfg)
-    if deadline:
+    if schedule.unit == 'iter':  # does nothing unless BF_DEADLINE is set (--deadline)
         cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type='StopAtDeadlineHook')]
     cfg.visualizer.name = run.name  # one visualizer per run name (mmengine keeps them per process)
     return cfg
@@ -110,11 +110,56 @@ def apply_smoke_overrides(cfg):
 
 
 # ---------------------------------------------------------------------------------------------- runs
-def run_state(run: Run, stored_keys) -> str:
-    if run.key in stored_keys or osp.isfile(osp.join(run.work_dir, 'result.json')):
+@dataclass
+class Schedule:
+    length: int  # iterations, or epochs for epoch-based configs
+    unit: str  # 'iter' or 'epoch'
+
+    @classmethod
+    def of(cls, cfg):
+        if cfg.train_cfg.get('max_iters'):
+            return cls(int(cfg.train_cfg.max_iters), 'iter')
+        return cls(int(cfg.train_cfg.max_epochs), 'epoch')
+
+
+def read_result(run: Run, schedule: Schedule):
+    """The run's result.json if it belongs to the current config and schedule, else None (stale or absent)."""
+    try:
+        with open(osp.join(run.work_dir, 'result.json')) as f:
+            row = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if row.get('config') != run.config or int(row.get('iterations', -1)) != schedule.length:
+        return None
+    return row
+
+
+def last_checkpoint(run: Run):
+    try:
+        with open(osp.join(run.work_dir, 'last_checkpoint')) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def run_state(run: Run, stored_keys, force: bool, schedule: Schedule) -> str:
+    """What to do with a run:
+
+    - ``finished``: a result for this config and schedule (work dir or stored CSV row); skipped. With
+      ``--force`` a finished run is ``redo`` (its work dir is cleared and it trains anew);
+    - ``evaluate``: trained to the end but its final validation is missing (stopped during it): evaluate;
+    - ``interrupted``: has a checkpoint and no result: resume (also under ``--force``, so that a forced
+      rerun that a deadline interrupted continues on the next call instead of starting again);
+    - ``new``: train from scratch.
+    """
+    if read_result(run, schedule) is not None:
+        return 'redo' if force else 'finished'
+    ckpt = last_checkpoint(run)
+    if ckpt:
+        final = f'iter_{schedule.length}.pth' if schedule.unit == 'iter' else f'epoch_{schedule.length}.pth'
+        return 'evaluate' if osp.basename(ckpt) == final else 'interrupted'
+    if run.key in stored_keys and not force:
         return 'finished'
-    if osp.isfile(osp.join(run.work_dir, 'last_checkpoint')):
-        return 'interrupted'
     return 'new'
 
 
@@ -130,17 +175,34 @@ def train_command(run: Run, scale: str, gpus: int, resume: bool):
     return cmd
 
 
-def final_metrics(run: Run, max_iters: int):
-    """The validation metrics logged after the last training iteration, from the run's mmengine json logs
-    (mmengine logs the iteration-based validation with step 0, so the order of the lines decides)."""
+def evaluate_command(run: Run):
+    """Validation only, for a run whose last checkpoint is its final one."""
+    return [sys.executable, osp.join(REPO, 'tools/test.py'), osp.join(run.work_dir, 'run_config.py'),
+            last_checkpoint(run), '--work-dir', osp.join(run.work_dir, 'final_eval')]
+
+
+def _json_lines(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def final_metrics(run: Run, schedule: Schedule):
+    """The validation metrics logged after the last training iteration (or epoch), from the run's mmengine
+    json logs (mmengine logs an iteration-based validation with step 0, so the order of the lines decides),
+    or from a validation-only pass (``final_eval/``). Returns (metrics or None, the training logs)."""
     logs = sorted(glob.glob(osp.join(run.work_dir, '*', 'vis_data', 'scalars.json')))
+    key = 'iter' if schedule.unit == 'iter' else 'epoch'
     for path in reversed(logs):
-        with open(path) as f:
-            rows = [json.loads(line) for line in f if line.strip()]
-        last_train = max((i for i, r in enumerate(rows) if r.get('iter') == max_iters and 'loss' in r), default=None)
+        rows = _json_lines(path)
+        last_train = max((i for i, r in enumerate(rows) if r.get(key) == schedule.length and 'loss' in r),
+                         default=None)
         if last_train is None:
             continue
         evals = [r for r in rows[last_train + 1:] if METRIC_KEYS['AP'] in r]
+        if evals:
+            return evals[-1], logs
+    for path in sorted(glob.glob(osp.join(run.work_dir, 'final_eval', '*', '*.json')), reverse=True):
+        evals = [r for r in _json_lines(path) if METRIC_KEYS['AP'] in r]
         if evals:
             return evals[-1], logs
     return None, logs
@@ -154,24 +216,24 @@ def gpu_name(scale: str) -> str:
     return hardware()
 
 
-def finish_run(run: Run, max_iters: int, scale: str, logs_dir: str, hardware_name: str):
-    """Write result.json (the row) and copy the json logs, once the run's last validation is logged."""
-    metrics, logs = final_metrics(run, max_iters)
+def finish_run(run: Run, schedule: Schedule, scale: str, logs_dir: str, hardware_name: str):
+    """Copy the json logs, then write result.json (the row), once the run's last validation is logged."""
+    metrics, logs = final_metrics(run, schedule)
     if metrics is None:
         return None
     progress = read_progress(run)
     row = dict(detector=run.detector, bf=run.bf, seed=run.seed,
-               **{m: 100.0 * float(metrics[k]) if float(metrics[k]) >= 0 else float('nan')
+               **{m: round(100.0 * float(metrics[k]), 2) if float(metrics[k]) >= 0 else float('nan')
                   for m, k in METRIC_KEYS.items()},
-               iterations=max_iters, wall_s=round(progress['wall_s'], 1), sittings=progress['sittings'],
+               iterations=schedule.length, wall_s=round(progress['wall_s'], 1), sittings=progress['sittings'],
                gpu=hardware_name, commit=git_commit(), date=today(), config=run.config, scale=scale)
-    atomic_write_text(osp.join(run.work_dir, 'result.json'), json.dumps(row, indent=1))
-    os.makedirs(logs_dir, exist_ok=True)
     merged = []
     for path in logs:  # every sitting's log, in order
         with open(path) as f:
             merged += [line for line in f if line.strip()]
-    atomic_write_text(osp.join(logs_dir, f'{run.name}.json'), ''.join(merged))
+    if merged:  # (never replace a stored log with nothing)
+        atomic_write_text(osp.join(logs_dir, f'{run.name}.json'), ''.join(merged))
+    atomic_write_text(osp.join(run.work_dir, 'result.json'), json.dumps(row, indent=1))
     return row
 
 
@@ -217,12 +279,12 @@ class RunProcess:
         return rc
 
 
-def execute(runs, args, stored_keys, max_iters_of, logs_dir, hardware_name):
-    """Run what is not finished, at most ``args.parallel`` at a time. Returns the new rows."""
+def execute(runs, args, stored_keys, schedule_of, logs_dir, hardware_name):
+    """Train (or evaluate) what is not finished, at most ``args.parallel`` at a time. Returns (rows, failed)."""
     todo = []
     for i, run in enumerate(runs, 1):
-        state = 'finished' if (run.key in stored_keys and not args.force) else run_state(run, set())
-        if args.force and state != 'new':
+        state = run_state(run, stored_keys, args.force, schedule_of[run.config])
+        if state == 'redo':
             shutil.rmtree(run.work_dir, ignore_errors=True)
             state = 'new'
         if state == 'finished':
@@ -231,7 +293,7 @@ def execute(runs, args, stored_keys, max_iters_of, logs_dir, hardware_name):
         todo.append((i, run, state))
     rows, running, failed = [], [], []
     deadline = time.time() + args.deadline if args.deadline else None
-    env = dict(os.environ)
+    env = dict(os.environ, PYTHON=sys.executable)
     if deadline:
         env['BF_DEADLINE'] = str(deadline)
     if args.scale == 'smoke':
@@ -239,38 +301,46 @@ def execute(runs, args, stored_keys, max_iters_of, logs_dir, hardware_name):
     if args.parallel > 1:
         env.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 2) // (2 * args.parallel))))
     queue = list(todo)
-    while queue or running:
-        while queue and len(running) < args.parallel:
-            if deadline and deadline - time.time() < args.min_start_s:
-                print(f'deadline near: {len(queue)} run(s) not started; call again to continue')
-                queue = []
-                break
-            i, run, state = queue.pop(0)
-            os.makedirs(run.work_dir, exist_ok=True)
-            cfg = build_run_config(run, args.scale, args.data_root, deadline is not None)
-            if state == 'new' or not osp.isfile(osp.join(run.work_dir, 'run_config.py')):
-                cfg.dump(osp.join(run.work_dir, 'run_config.py'))
-            cmd = train_command(run, args.scale, args.gpus, resume=(state == 'interrupted'))
-            verb = 'resuming' if state == 'interrupted' else 'starting'
-            print(f'[{i}/{len(runs)}] {run.name}: {verb} ({run.config}, seed {run.seed})', flush=True)
-            running.append(RunProcess(run, cmd, env, verbose=args.parallel == 1, label=f'[{run.name}]'))
-        time.sleep(0.5)
-        for rp in list(running):
-            rc = rp.poll()
-            if rc is None:
-                continue
-            running.remove(rp)
-            add_progress(rp.run, time.time() - rp.start)
-            if rc != 0:
-                failed.append(rp.run.name)
-                print(f'{rp.run.name}: FAILED (exit {rc}); see {osp.join(rp.run.work_dir, "train.log")}')
-                continue
-            row = finish_run(rp.run, max_iters_of[rp.run.config], args.scale, logs_dir, hardware_name)
-            if row is None:
-                print(f'{rp.run.name}: stopped before its last iteration (deadline); it resumes on the next call')
-            else:
-                print(f'{rp.run.name}: finished, AP {row["AP"]:.2f}')
-                rows.append(row)
+    try:
+        while queue or running:
+            while queue and len(running) < args.parallel:
+                if deadline and deadline - time.time() < args.min_start_s:
+                    print(f'deadline near: {len(queue)} run(s) not started; call again to continue')
+                    queue = []
+                    break
+                i, run, state = queue.pop(0)
+                os.makedirs(run.work_dir, exist_ok=True)
+                if state == 'new' or not osp.isfile(osp.join(run.work_dir, 'run_config.py')):
+                    cfg = build_run_config(run, args.scale, args.data_root, schedule_of[run.config])
+                    cfg.dump(osp.join(run.work_dir, 'run_config.py'))
+                if state == 'evaluate':
+                    cmd = evaluate_command(run)
+                else:
+                    cmd = train_command(run, args.scale, args.gpus, resume=(state == 'interrupted'))
+                verb = {'interrupted': 'resuming', 'evaluate': 'evaluating its last checkpoint'}.get(state, 'starting')
+                print(f'[{i}/{len(runs)}] {run.name}: {verb} ({run.config}, seed {run.seed})', flush=True)
+                running.append(RunProcess(run, cmd, env, verbose=args.parallel == 1, label=f'[{run.name}]'))
+            time.sleep(0.5)
+            for rp in list(running):
+                rc = rp.poll()
+                if rc is None:
+                    continue
+                running.remove(rp)
+                add_progress(rp.run, time.time() - rp.start)
+                if rc != 0:
+                    failed.append(rp.run.name)
+                    print(f'{rp.run.name}: FAILED (exit {rc}); see {osp.join(rp.run.work_dir, "train.log")}')
+                    continue
+                row = finish_run(rp.run, schedule_of[rp.run.config], args.scale, logs_dir, hardware_name)
+                if row is None:
+                    print(f'{rp.run.name}: stopped before its last iteration (deadline); it resumes on the next call')
+                else:
+                    print(f'{rp.run.name}: finished, AP {row["AP"]:.2f}')
+                    rows.append(row)
+    except KeyboardInterrupt:
+        for rp in running:  # stop the training processes too; their checkpoints let the next call resume
+            rp.proc.terminate()
+        raise
     return rows, failed
 
 
@@ -336,13 +406,16 @@ def main(argv=None):
                 run = Run(detector, bf, seed, config_path(detector, bool(bf), args.scale), '')
                 run.work_dir = osp.join(args.work_root, args.scale, run.name)
                 runs.append(run)
-    max_iters_of = {}
+    schedule_of = {}  # config -> Schedule
     for run in runs:
-        if run.config not in max_iters_of:
+        if run.config not in schedule_of:
             cfg = Config.fromfile(osp.join(REPO, run.config))
             if args.scale == 'smoke':
                 apply_smoke_overrides(cfg)
-            max_iters_of[run.config] = cfg.train_cfg.get('max_iters') or cfg.train_cfg.get('max_epochs')
+            schedule_of[run.config] = Schedule.of(cfg)
+    if args.deadline and any(sch.unit != 'iter' for sch in schedule_of.values()):
+        raise SystemExit('error: --deadline needs iteration-based configs (the mini and smoke scales); the full '
+                         'scale trains by epochs: resume an interrupted run with tools/train.py --resume')
 
     csv_path = osp.join(args.results_dir, 'measured', f'detection_{args.scale}.csv')
     logs_dir = osp.join(args.results_dir, 'logs', f'detection_{args.scale}')
@@ -350,37 +423,37 @@ def main(argv=None):
     stored_keys = set()
     if stored is not None:
         for r in stored.itertuples():
-            if r.config in max_iters_of and int(r.iterations) == int(max_iters_of[r.config]):
+            if r.config in schedule_of and int(r.iterations) == schedule_of[r.config].length:
                 stored_keys.add((r.detector, int(r.bf), int(r.seed)))
 
     if args.dry_run:
         for i, run in enumerate(runs, 1):
-            state = run_state(run, set() if args.force else stored_keys)
-            cmd = train_command(run, args.scale, args.gpus, resume=state == 'interrupted')
+            state = run_state(run, stored_keys, args.force, schedule_of[run.config])
+            cmd = evaluate_command(run) if state == 'evaluate' else \
+                train_command(run, args.scale, args.gpus, resume=state == 'interrupted')
             print(f'[{i}/{len(runs)}] {run.name} ({state}): {" ".join(cmd)}')
         return 0
 
     new_rows, failed = [], []
     if not args.collect_only:
         ensure_data(args)
-        new_rows, failed = execute(runs, args, stored_keys, max_iters_of, logs_dir, gpu_name(args.scale))
+        new_rows, failed = execute(runs, args, stored_keys, schedule_of, logs_dir, gpu_name(args.scale))
     # rows from work dirs (also runs finished in earlier calls) + stored rows not superseded
     rows = {}
     if stored is not None:
         for r in stored.to_dict('records'):
             rows[(r['detector'], int(r['bf']), int(r['seed']))] = r
     for run in runs:
-        result = osp.join(run.work_dir, 'result.json')
-        if osp.isfile(result):
-            with open(result) as f:
-                rows[run.key] = json.load(f)
+        result = read_result(run, schedule_of[run.config])
+        if result is not None:
+            rows[run.key] = result
     for r in new_rows:
         rows[(r['detector'], r['bf'], r['seed'])] = r
     if not rows:
         print('no finished runs yet: nothing to tabulate')
         return 1 if failed else 0
     df = results_frame(list(rows.values()))
-    atomic_write_text(csv_path, df.to_csv(index=False, float_format='%.4g'))
+    atomic_write_text(csv_path, df.to_csv(index=False))
     paper = read_results_csv(osp.join(args.results_dir, 'paper', 'detection.csv'), paper=True)
     table = render_table(df, paper, scale=args.scale, banner=SMOKE_BANNER if args.scale == 'smoke' else None)
     table_path = osp.join(args.results_dir, 'tables', f'detection_{args.scale}.md')

@@ -37,6 +37,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from PIL import Image
 
+from ..provenance import atomic_write_text
+
 FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist'
 THING_CLASSES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag',
                  'Ankle boot')
@@ -261,10 +263,7 @@ def generate_split(split: str, out_dir: str, spec: CanvasSpec, images, labels, w
 
 
 def _dump(path, obj):
-    tmp = path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(obj, f, separators=(',', ':'))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, separators=(',', ':')))
 
 
 def generate(out_dir: str, spec: CanvasSpec, fashion_mnist: str = FASHION_MNIST_DIR, workers: int = 0,

@@ -14,7 +14,7 @@ Two-stream training (``mode='two_stream'``, the paper's setting), for a batch of
    Batched entries of the encoder's output dict (e.g. Deformable DETR's ``memory_mask``) are repeated.
 
 Everything downstream (pre_decoder, decoder, head) is the base detector's code and sees 2B samples; DINO's
-denoising queries are generated from the repeated data samples, so they are duplicated consistently.
+denoising queries are drawn once for the B images and repeated (``BFDINO``).
 In ``one_stream`` mode the module is applied in place, without duplication. In eval mode, and in any
 forward that is not ``loss``, the module is skipped: the model is exactly its base detector.
 """
@@ -35,12 +35,10 @@ LAYER_ARGS = ('embed_dims', 'num_heads', 'feedforward_channels', 'dropout')
 DEFAULT_BATCHFORMER = dict(insert_idx=[0], mode='two_stream', shared=True,
                            num_heads=4, feedforward_channels=256, dropout=0.5)
 
-# Keys, in the detectors' transformer dicts and in the encoders' keyword arguments, whose values have the
-# batch as their first axis. Everything else (spatial_shapes, level_start_index, DINO's dn_mask) does not.
-BATCHED_KEYS = frozenset({
-    'feat', 'feat_mask', 'feat_pos', 'memory', 'memory_mask', 'memory_pos',
-    'query_pos', 'key_padding_mask', 'valid_ratios', 'reference_points',
-})
+# Keys, in the decoder inputs from pre_transformer, the encoder outputs and the encoders' keyword arguments,
+# whose values have the batch as their first axis; everything else there (spatial_shapes, level_start_index)
+# has none. mmdet 3.3.0's DETR, Deformable DETR, Conditional DETR, DAB-DETR and DINO use these names.
+BATCHED_KEYS = frozenset({'memory', 'memory_mask', 'memory_pos', 'query_pos', 'key_padding_mask', 'valid_ratios'})
 
 
 def repeat_batched_entries(inputs: Dict, skip=()) -> Dict:
@@ -148,9 +146,9 @@ class BatchFormerMixin:
         Returns:
             ``(2B, N, C)`` in two-stream mode (plain stream first), else ``(B, N, C)``.
         """
-        bound = inspect.signature(encoder_forward).bind(*args, **kwargs)
-        arguments = dict(bound.arguments)
-        for name, param in inspect.signature(encoder_forward).parameters.items():
+        signature = inspect.signature(encoder_forward)
+        arguments = dict(signature.bind(*args, **kwargs).arguments)
+        for name, param in signature.parameters.items():
             if param.kind is inspect.Parameter.VAR_KEYWORD:
                 arguments.update(arguments.pop(name, {}))
         query = arguments.pop('query')

@@ -108,6 +108,43 @@ def test_loss_matches_both_streams_targets(name):
     assert len(seen) == 2 * inputs.size(0) * (num_layers + extra)
 
 
+@pytest.mark.parametrize('name', DETECTORS)
+def test_two_stream_loss_is_the_average_of_both_streams(name):
+    """With the module replaced by the identity both streams are copies of the plain stream, so the
+    two-stream loss (normalised by both streams' boxes) must equal the plain detector's loss."""
+    torch.manual_seed(0)
+    bf = no_dropout(build_detector(name)).train()
+    plain = no_dropout(plain_copy_of(bf, name)).train()
+    bf.batchformer[0].forward = lambda x, padding_mask=None: x
+    inputs, samples = make_batch()
+    torch.manual_seed(1)
+    loss_bf = bf.loss(inputs, samples)
+    torch.manual_seed(1)
+    loss_plain = plain.loss(inputs, samples)
+    assert set(loss_bf) == set(loss_plain)
+    for key, value in loss_plain.items():
+        assert torch.allclose(loss_bf[key], value, rtol=1e-4, atol=1e-5), key
+
+
+def test_dino_streams_share_denoising_queries():
+    torch.manual_seed(0)
+    model = no_dropout(build_detector('DINO')).train()
+    inputs, samples = make_batch()
+    B = inputs.size(0)
+    captured = {}
+    model.decoder.register_forward_pre_hook(
+        lambda mod, args, kwargs: captured.update(query=kwargs['query'], ref=kwargs['reference_points']),
+        with_kwargs=True)
+    model.loss(inputs, samples)
+    query, ref = captured['query'], captured['ref']
+    assert query.size(0) == 2 * B
+    num_dn = query.size(1) - model.num_queries
+    assert num_dn > 0
+    assert torch.equal(query[:B, :num_dn], query[B:, :num_dn]), 'both streams denoise the same noised labels'
+    assert torch.equal(ref[:B, :num_dn], ref[B:, :num_dn]), 'and the same noised boxes'
+    assert model._modules['dn_query_generator'].__class__.__name__ == 'CdnQueryGenerator'
+
+
 @pytest.mark.parametrize('name', ['DETR', 'DeformableDETR'])
 def test_one_stream_and_off_modes(name):
     torch.manual_seed(0)

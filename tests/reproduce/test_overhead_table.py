@@ -29,7 +29,7 @@ def test_malformed_csv_is_refused(tmp_path):
     bad.write_text('detector,train_ratio\nDETR,1.2\n')
     out = tmp_path / 'table.md'
     res = run(str(bad), '--out', str(out))
-    assert res.returncode != 0 and 'lacks the columns' in res.stderr
+    assert res.returncode != 0 and 'missing columns' in res.stderr
     assert not out.exists()
     res = run(str(tmp_path / 'missing.csv'), '--out', str(out))
-    assert res.returncode != 0 and 'not found' in res.stderr
+    assert res.returncode != 0 and 'no such file' in res.stderr

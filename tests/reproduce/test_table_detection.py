@@ -9,8 +9,9 @@ import pytest
 from helpers import REPO
 from mmdet_plugins.datasets.fashion_canvas import FASHION_MNIST_DIR
 
-pytestmark = pytest.mark.skipif(not osp.isfile(osp.join(FASHION_MNIST_DIR, 'train-images-idx3-ubyte.gz')),
-                                reason='Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)')
+needs_fashion_mnist = pytest.mark.skipif(
+    not osp.isfile(osp.join(FASHION_MNIST_DIR, 'train-images-idx3-ubyte.gz')),
+    reason='Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)')
 
 
 @pytest.fixture()
@@ -35,6 +36,7 @@ def test_dry_run_prints_commands(dirs, capsys):
     assert out.count('tools/train.py') == 4 and '[1/4] DETR-base-s0 (new)' in out
 
 
+@needs_fashion_mnist
 @pytest.mark.slow
 def test_smoke_end_to_end_with_interrupt_and_resume(dirs, capsys):
     # 1) a deadline one second away: the first run stops after an iteration with a checkpoint, the others wait
@@ -72,6 +74,39 @@ def test_smoke_end_to_end_with_interrupt_and_resume(dirs, capsys):
     os.remove(csv)
     assert table_main(dirs, '--collect-only') == 0
     assert len(pd.read_csv(csv)) == 4
+
+    # 5) a run stopped during its final validation (checkpoint at the last iteration, no result) is evaluated
+    work = osp.join(dirs['work'], 'smoke', 'DETR-bf-s1')
+    os.remove(osp.join(work, 'result.json'))
+    for log in os.listdir(work):
+        if log[:8].isdigit():
+            shutil.rmtree(osp.join(work, log))
+    df = pd.read_csv(csv)
+    df[~((df.bf == 1) & (df.seed == 1))].to_csv(csv, index=False)
+    assert table_main(dirs) == 0
+    out = capsys.readouterr().out
+    assert 'DETR-bf-s1: evaluating its last checkpoint' in out and 'DETR-bf-s1: finished' in out
+    assert len(pd.read_csv(csv)) == 4
+
+    # 6) --force retrains a finished run; a stale result.json (other schedule) is not taken as finished
+    with open(osp.join(work, 'result.json')) as f:
+        text = f.read()
+    with open(osp.join(work, 'result.json'), 'w') as f:
+        f.write(text.replace('"iterations": 4', '"iterations": 99'))
+    from reproduce.table_detection import Run, Schedule, read_result
+    run = Run('DETR', 1, 1, 'configs/mini/bf-detr_r18_1xb16-mini.py', work)
+    assert read_result(run, Schedule(4, 'iter')) is None
+
+
+def test_csv_text_columns_survive_a_round_trip(tmp_path):
+    import sys
+    sys.path.insert(0, REPO)
+    from reproduce.detection_results import read_results_csv
+    path = tmp_path / 'r.csv'
+    path.write_text('detector,bf,seed,AP,commit,wall_s\nDETR,0,0,30.9,012345678901,12345.6\n'
+                    'DETR,1,0,31.5,1234567e8901,7.0\n')
+    df = read_results_csv(str(path))
+    assert df.commit.tolist() == ['012345678901', '1234567e8901'] and df.wall_s.tolist() == [12345.6, 7.0]
 
 
 def test_full_scale_without_coco_says_what_is_missing(dirs):
