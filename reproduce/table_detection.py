@@ -32,8 +32,7 @@ sys.path.insert(0, REPO)
 
 from mmdet_plugins.provenance import atomic_write_text, git_commit, today  # noqa: E402
 from mmdet_plugins.zoo import DETECTORS, config_path  # noqa: E402
-from reproduce.detection_results import (KEY_COLUMNS, METRICS, read_results_csv,  # noqa: E402
-                                         render_table, results_frame)
+from reproduce.detection_results import read_results_csv, render_table, results_frame  # noqa: E402
 
 DEFAULT_DETECTORS = {'smoke': ['DETR'], 'mini': ['DETR', 'DeformableDETR', 'ConditionalDETR'],
                      'full': ['DETR', 'DeformableDETR', 'ConditionalDETR']}

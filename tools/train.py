@@ -35,17 +35,24 @@ def parse_args(argv=None):
     return args
 
 
-def build_config(args) -> Config:
-    if not osp.isfile(args.config):
-        raise SystemExit(f'config file {args.config!r} not found')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
+def load_config(path: str, launcher: str, cfg_options=None, work_dir=None) -> Config:
+    """The config at ``path`` with the launcher, --cfg-options and the work dir (default
+    work_dirs/CONFIG_NAME) applied; shared by tools/train.py and tools/test.py."""
+    if not osp.isfile(path):
+        raise SystemExit(f'config file {path!r} not found')
+    cfg = Config.fromfile(path)
+    cfg.launcher = launcher
+    if cfg_options is not None:
+        cfg.merge_from_dict(cfg_options)
+    if work_dir is not None:
+        cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(path))[0])
+    return cfg
+
+
+def build_config(args) -> Config:
+    cfg = load_config(args.config, args.launcher, args.cfg_options, args.work_dir)
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'

@@ -1,6 +1,4 @@
 """StopAtDeadlineHook: a run past its deadline stops with a checkpoint and resumes from it."""
-import json
-import os
 import os.path as osp
 import time
 
