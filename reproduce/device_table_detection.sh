@@ -2,6 +2,8 @@
 # On the GPU machine (device run; carry .whl and .data): set up the stack, make the mini data, train/resume
 # the mini detection runs until a deadline, and pack the results (CSV, table, json logs) into $OUT.
 #   BF_COMMIT=<commit> bash reproduce/device_table_detection.sh [table_detection.sh options]
+# Optional: PROFILE_CONFIGS="cfg ..." PROFILE_GPU=3 also runs reproduce/profile_train_step.py on that GPU
+# (give the table script the other GPUs with --gpu-ids) and returns $OUT/profile.tgz.
 # Call it again at once (the machine stays warm about 30 s): finished runs are skipped, stopped ones resume.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +14,14 @@ if [ -d .data/fashion-mnist ] && [ ! -f /usr/share/datasets/fashion-mnist/train-
   mkdir -p /usr/share/datasets && cp -r .data/fashion-mnist /usr/share/datasets/
 fi
 python3 -m mmdet_plugins.datasets.fashion_canvas data/fashion_canvas --scale mini
+prof_pid=
+if [ -n "${PROFILE_CONFIGS:-}" ]; then   # optionally profile a training step on one GPU meanwhile (keep it free)
+  mkdir -p /tmp/profile
+  CUDA_VISIBLE_DEVICES=${PROFILE_GPU:-0} PYTHONUNBUFFERED=1 python3 reproduce/profile_train_step.py $PROFILE_CONFIGS \
+    --data-root data/fashion_canvas --out /tmp/profile/profile_mini.csv --summary /tmp/profile/profile_mini.md \
+    --trace-dir /tmp/profile/traces > /tmp/profile/profile.log 2>&1 &
+  prof_pid=$!
+fi
 left=$(( BUDGET - SECONDS - 75 ))   # leave time for the last validation and packing
 echo "[device] $SECONDS s used for setup; training for at most $left s"
 set +e
@@ -19,6 +29,10 @@ PYTHONUNBUFFERED=1 bash reproduce/table_detection.sh --scale mini --deadline "$l
   2>&1 | tee "$OUT/table.log"
 rc=${PIPESTATUS[0]}
 set -e
+if [ -n "$prof_pid" ]; then
+  wait "$prof_pid" || echo "[device] the profile failed: see profile.log in profile.tgz"
+  tar czf "$OUT/profile.tgz" -C /tmp profile || true
+fi
 tar czf "$OUT/results.tgz" results/measured results/tables results/logs 2>/dev/null || true
 nvidia-smi --query-gpu=name,utilization.gpu,memory.used --format=csv,noheader || true
 exit $rc

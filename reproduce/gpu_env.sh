@@ -21,7 +21,7 @@ else
   _t0=$(date +%s)
   rm -rf /tmp/mmcv-build && mkdir -p /tmp/mmcv-build
   tar -xzf "$_repo"/.whl/mmcv-2.1.0.tar.gz -C /tmp/mmcv-build
-  (cd /tmp/mmcv-build/mmcv-2.1.0 && MMCV_WITH_OPS=1 FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=${MAX_JOBS:-14} \
+  (cd /tmp/mmcv-build/mmcv-2.1.0 && MMCV_WITH_OPS=1 FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=${MAX_JOBS:-$(( $(nproc) > 3 ? $(nproc) - 2 : 1 ))} \
      python3 setup.py -q bdist_wheel >/tmp/mmcv-build/build.log 2>&1) || { tail -30 /tmp/mmcv-build/build.log; return 1; }
   MMCV_WHEEL=$(ls /tmp/mmcv-build/mmcv-2.1.0/dist/mmcv-*.whl)
   echo "[gpu_env] built mmcv in $(( $(date +%s) - _t0 )) s: $MMCV_WHEEL"

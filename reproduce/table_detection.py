@@ -62,12 +62,8 @@ class Run:
 
 
 # ---------------------------------------------------------------------------------------------- configs
-def build_run_config(run: Run, scale: str, data_root: str, schedule):
-    """The config a run trains with: the repository's config plus the scale's data root, seed and hooks."""
-    from mmengine.config import Config
-    cfg = Config.fromfile(osp.join(REPO, run.config))
-    cfg.work_dir = run.work_dir
-    cfg.randomness = dict(seed=run.seed)
+def set_data_root(cfg, data_root: str):
+    """Point every dataloader's dataset (through wrappers) and the evaluators' annotation files at ``data_root``."""
     data_root = osp.abspath(data_root).rstrip('/') + '/'
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         dataset = cfg[loader].dataset
@@ -76,6 +72,15 @@ def build_run_config(run: Run, scale: str, data_root: str, schedule):
         dataset.data_root = data_root
     for evaluator in ('val_evaluator', 'test_evaluator'):
         cfg[evaluator].ann_file = data_root + 'annotations/' + osp.basename(cfg[evaluator].ann_file)
+
+
+def build_run_config(run: Run, scale: str, data_root: str, schedule):
+    """The config a run trains with: the repository's config plus the scale's data root, seed and hooks."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(osp.join(REPO, run.config))
+    cfg.work_dir = run.work_dir
+    cfg.randomness = dict(seed=run.seed)
+    set_data_root(cfg, data_root)
     if scale == 'smoke':
         apply_smoke_overrides(cfg)
     if schedule.unit == 'iter':  # does nothing unless BF_DEADLINE is set (--deadline)
@@ -278,6 +283,27 @@ class RunProcess:
         return rc
 
 
+def visible_gpus():
+    """The GPU ids this process may use: ``CUDA_VISIBLE_DEVICES`` when set, else every GPU torch sees."""
+    env = os.environ.get('CUDA_VISIBLE_DEVICES')
+    if env is not None:
+        return [g.strip() for g in env.split(',') if g.strip()]
+    import torch
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def gpu_slots(args):
+    """Where each of the ``--parallel`` runs trains: a list of GPU ids (a run takes one and gives it back when
+    it ends), ids repeated round-robin when more runs than GPUs train at once; None when runs are not pinned
+    (smoke scale on the CPU, the full scale where each run spans ``--gpus`` GPUs, or a single run)."""
+    if args.scale == 'smoke' or (args.scale == 'full' and args.gpus > 1):
+        return None
+    gpus = args.gpu_ids if args.gpu_ids is not None else visible_gpus()
+    if args.parallel == 1 and args.gpu_ids is None or not gpus:
+        return None
+    return [gpus[i % len(gpus)] for i in range(args.parallel)]
+
+
 def execute(runs, args, stored_keys, schedule_of, logs_dir, hardware_name):
     """Train (or evaluate) what is not finished, at most ``args.parallel`` at a time. Returns (rows, failed)."""
     todo = []
@@ -290,7 +316,9 @@ def execute(runs, args, stored_keys, schedule_of, logs_dir, hardware_name):
             print(f'[{i}/{len(runs)}] {run.name}: finished, skipped')
             continue
         todo.append((i, run, state))
+    todo.sort(key=lambda item: item[2] != 'interrupted')  # resume first: they hold checkpoints of this machine
     rows, running, failed = [], [], []
+    slots = gpu_slots(args)  # one entry per run that may train at once; None: the processes share the GPUs
     deadline = time.time() + args.deadline if args.deadline else None
     env = dict(os.environ, PYTHON=sys.executable)
     if deadline:
@@ -317,14 +345,23 @@ def execute(runs, args, stored_keys, schedule_of, logs_dir, hardware_name):
                 else:
                     cmd = train_command(run, args.scale, args.gpus, resume=(state == 'interrupted'))
                 verb = {'interrupted': 'resuming', 'evaluate': 'evaluating its last checkpoint'}.get(state, 'starting')
+                run_env, gpu = env, None
+                if slots:
+                    gpu = slots.pop(0)
+                    run_env = dict(env, CUDA_VISIBLE_DEVICES=gpu)
+                    verb += f' on GPU {gpu}'
                 print(f'[{i}/{len(runs)}] {run.name}: {verb} ({run.config}, seed {run.seed})', flush=True)
-                running.append(RunProcess(run, cmd, env, verbose=args.parallel == 1, label=f'[{run.name}]'))
+                rp = RunProcess(run, cmd, run_env, verbose=args.parallel == 1, label=f'[{run.name}]')
+                rp.gpu = gpu
+                running.append(rp)
             time.sleep(0.5)
             for rp in list(running):
                 rc = rp.poll()
                 if rc is None:
                     continue
                 running.remove(rp)
+                if rp.gpu is not None:
+                    slots.append(rp.gpu)
                 add_progress(rp.run, time.time() - rp.start)
                 if rc != 0:
                     failed.append(rp.run.name)
@@ -354,7 +391,14 @@ def parse_args(argv=None):
     p.add_argument('--data-root', default=None, help='dataset folder (default: data/fashion_canvas[_smoke], data/coco)')
     p.add_argument('--work-root', default=osp.join(REPO, 'work_dirs', 'table_detection'))
     p.add_argument('--results-dir', default=osp.join(REPO, 'results'))
-    p.add_argument('--parallel', type=int, default=1, help='runs trained at once (they share the GPU)')
+    p.add_argument('--parallel', type=int, default=None,
+                   help='runs trained at once, each pinned to one GPU, round-robin over --gpu-ids '
+                        '(default: one per visible GPU at the mini scale, else 1)')
+    p.add_argument('--gpu-ids', nargs='+', default=None, metavar='ID',
+                   help='GPUs the runs are spread over (default: CUDA_VISIBLE_DEVICES, or all GPUs)')
+    p.add_argument('--only', nargs='+', default=None, metavar='RUN',
+                   help='train only these runs, named <detector>-<base|bf>-s<seed> (e.g. DETR-bf-s2); '
+                        'the table still shows every finished run')
     p.add_argument('--deadline', type=float, default=None,
                    help='seconds from now after which runs checkpoint and stop (resume on the next call)')
     p.add_argument('--min-start-s', type=float, default=90, help='with --deadline: start no run with less left')
@@ -368,6 +412,10 @@ def parse_args(argv=None):
     args.seeds = args.seeds or DEFAULT_SEEDS[args.scale]
     args.detectors = args.detectors or DEFAULT_DETECTORS[args.scale]
     args.data_root = args.data_root or osp.join(REPO, DEFAULT_DATA_ROOT[args.scale])
+    if args.parallel is None:
+        args.parallel = 1
+        if args.scale == 'mini' and not args.dry_run and not args.collect_only:
+            args.parallel = max(1, len(args.gpu_ids if args.gpu_ids is not None else visible_gpus()))
     if args.seeds < 1 or args.parallel < 1 or args.gpus < 1:
         p.error('--seeds, --parallel and --gpus must be at least 1')
     return args
@@ -399,12 +447,22 @@ def main(argv=None):
     if args.scale == 'smoke':
         print('=' * 100 + '\n' + SMOKE_BANNER + '\n' + '=' * 100, flush=True)
     runs = []
-    for detector in args.detectors:  # seed-major, so that a partial sitting completes baseline/BF pairs
+    for detector in args.detectors:  # baseline and BF of a seed side by side, so partial sittings pair up
         for seed in range(args.seeds):
             for bf in (0, 1):
                 run = Run(detector, bf, seed, config_path(detector, bool(bf), args.scale), '')
                 run.work_dir = osp.join(args.work_root, args.scale, run.name)
                 runs.append(run)
+    if args.only:
+        by_name = {run.name: run for run in runs}
+        unknown = [name for name in args.only if name not in by_name]
+        if unknown:
+            raise SystemExit(f'error: --only {unknown}: no such run at --scale {args.scale} with --seeds '
+                             f'{args.seeds} and --detectors {" ".join(args.detectors)}; valid names: '
+                             f'{" ".join(by_name)}')
+        train_runs = [by_name[name] for name in dict.fromkeys(args.only)]  # in the order given
+    else:
+        train_runs = runs
     schedule_of = {}  # config -> Schedule
     for run in runs:
         if run.config not in schedule_of:
@@ -426,17 +484,17 @@ def main(argv=None):
                 stored_keys.add((r.detector, int(r.bf), int(r.seed)))
 
     if args.dry_run:
-        for i, run in enumerate(runs, 1):
+        for i, run in enumerate(train_runs, 1):
             state = run_state(run, stored_keys, args.force, schedule_of[run.config])
             cmd = evaluate_command(run) if state == 'evaluate' else \
                 train_command(run, args.scale, args.gpus, resume=state == 'interrupted')
-            print(f'[{i}/{len(runs)}] {run.name} ({state}): {" ".join(cmd)}')
+            print(f'[{i}/{len(train_runs)}] {run.name} ({state}): {" ".join(cmd)}')
         return 0
 
     new_rows, failed = [], []
     if not args.collect_only:
         ensure_data(args)
-        new_rows, failed = execute(runs, args, stored_keys, schedule_of, logs_dir, gpu_name(args.scale))
+        new_rows, failed = execute(train_runs, args, stored_keys, schedule_of, logs_dir, gpu_name(args.scale))
     # rows from work dirs (also runs finished in earlier calls) + stored rows not superseded
     rows = {}
     if stored is not None:

@@ -112,3 +112,27 @@ def test_csv_text_columns_survive_a_round_trip(tmp_path):
 def test_full_scale_without_coco_says_what_is_missing(dirs):
     with pytest.raises(SystemExit, match='COCO 2017 not found'):
         table_main(dirs, '--scale', 'full', '--data-root', dirs['data'])
+
+
+def test_only_restricts_the_runs_and_rejects_unknown_names(dirs, capsys):
+    assert table_main(dirs, '--dry-run', '--only', 'DETR-bf-s1', 'DETR-base-s0') == 0
+    out = capsys.readouterr().out
+    assert out.count('tools/train.py') == 2
+    assert '[1/2] DETR-bf-s1 (new)' in out and '[2/2] DETR-base-s0 (new)' in out
+    with pytest.raises(SystemExit, match=r"--only \['DETR-bf-s7'\].*valid names: DETR-base-s0"):
+        table_main(dirs, '--dry-run', '--only', 'DETR-bf-s7')
+
+
+@pytest.mark.parametrize('scale,parallel,gpu_ids,expected', [
+    ('mini', 4, ['0', '1', '2', '3'], ['0', '1', '2', '3']),
+    ('mini', 3, ['0', '1'], ['0', '1', '0']),       # more runs than GPUs: round-robin
+    ('mini', 1, ['2'], ['2']),                      # an explicit GPU pins even a single run
+    ('smoke', 4, ['0', '1'], None),                 # the CPU: nothing to pin
+])
+def test_gpu_slots_pin_each_parallel_run_to_one_gpu(scale, parallel, gpu_ids, expected):
+    import argparse
+    import sys
+    sys.path.insert(0, REPO)
+    from reproduce.table_detection import gpu_slots
+    args = argparse.Namespace(scale=scale, parallel=parallel, gpu_ids=gpu_ids, gpus=1)
+    assert gpu_slots(args) == expected
