@@ -124,6 +124,10 @@ def _fmt_diff(diff, half):
     return text + (f' [{diff - half:+.1f}, {diff + half:+.1f}]' if not math.isnan(half) else ' (one seed)')
 
 
+# A baseline mean AP below this (AP points) did not learn: its row cannot show an effect of BatchFormerV2.
+NOT_LEARNED_AP = 1.0
+
+
 def render_table(df, paper, scale: str, banner=None) -> str:
     """Markdown: measured mean ± std over seeds, the paired BF - baseline difference with its 95% interval,
     and the paper's numbers (with their source) for the same detector."""
@@ -150,6 +154,12 @@ def render_table(df, paper, scale: str, banner=None) -> str:
         for method in missing:
             pb, pf, pdiff = paper_numbers(paper, method)
             lines.append(f'| {method} | not run | – | – | – | – | – | – | – | {_fmt(pb)} | {_fmt(pf)} | {pdiff} |')
+    not_learned = [e['detector'] for e in summarise(df) if e['AP_base_mean'] < NOT_LEARNED_AP]
+    if not_learned:
+        lines += ['', f'**Not a measurement of BatchFormerV2:** {", ".join(not_learned)}: the baseline stayed at '
+                  f'chance (AP < {NOT_LEARNED_AP:g}) on this schedule, so its row says only that the schedule is '
+                  'too short for this detector from scratch.']
+    if paper is not None:
         sources = sorted(set(paper.source.dropna()))
         lines += ['', 'Paper sources: ' + '; '.join(sources)]
     prov = df[['gpu', 'commit', 'date']].drop_duplicates() if {'gpu', 'commit', 'date'} <= set(df.columns) else None

@@ -1,0 +1,93 @@
+"""Summarise mmengine json training logs (``vis_data/scalars.json``, or the merged logs under ``results/logs/``):
+per run, the training loss at the start and at the end, and every validation's bbox AP, as a markdown table.
+
+    python reproduce/log_summary.py results/logs/calibration_mini/*.json [--out results/tables/calibration_mini.md]
+
+A run is named after its file (``NAME.json``), or after its work directory for ``.../NAME/<time>/vis_data/scalars.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os.path as osp
+import sys
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+AP_KEY = 'coco/bbox_mAP'
+
+
+def run_name(path: str) -> str:
+    if osp.basename(path) == 'scalars.json':  # NAME/<timestamp>/vis_data/scalars.json
+        return osp.basename(osp.dirname(osp.dirname(osp.dirname(path))))
+    return osp.splitext(osp.basename(path))[0]
+
+
+def read_log(path: str):
+    """The log's training rows (with ``loss``) and validation rows (with the bbox AP), in file order. A
+    validation row gets the iteration of the training row before it (mmengine logs iteration-based validations
+    with ``step`` = the iteration, or 0 in older versions)."""
+    train, val = [], []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as e:
+                raise SystemExit(f'error: {path}, line {n}: not json ({e}); is this an mmengine scalars.json log?')
+            if 'loss' in row:
+                train.append(row)
+            elif AP_KEY in row:
+                val.append(dict(row, iter=train[-1].get('iter', 0) if train else 0))
+    if not train and not val:
+        raise SystemExit(f'error: {path}: no training loss and no {AP_KEY} rows; is this an mmengine json log?')
+    return train, val
+
+
+def _mean(rows, key, k=3):
+    values = [float(r[key]) for r in rows[:k] if key in r and math.isfinite(float(r[key]))]
+    return sum(values) / len(values) if values else math.nan
+
+
+def summarise(path: str) -> dict:
+    train, val = read_log(path)
+    return dict(run=run_name(path), iterations=int(train[-1].get('iter', 0)) if train else 0,
+                loss_start=_mean(train, 'loss'), loss_end=_mean(train[::-1], 'loss'),
+                loss_cls_end=_mean(train[::-1], 'loss_cls'), loss_bbox_end=_mean(train[::-1], 'loss_bbox'),
+                aps=[(int(v['iter']), 100.0 * float(v[AP_KEY])) for v in val])
+
+
+def render(rows) -> str:
+    lines = ['| run | iterations | loss, first 3 logs | loss, last 3 logs | loss_cls, last | loss_bbox, last | '
+             'bbox AP (iteration: AP) |', '|---|---|---|---|---|---|---|']
+    for r in rows:
+        aps = ', '.join(f'{it}: {ap:.1f}' for it, ap in r['aps']) or '–'
+        lines.append(f"| {r['run']} | {r['iterations']} | {r['loss_start']:.2f} | {r['loss_end']:.2f} | "
+                     f"{r['loss_cls_end']:.3f} | {r['loss_bbox_end']:.3f} | {aps} |")
+    return '\n'.join(lines) + '\n'
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('logs', nargs='+', help='mmengine json logs')
+    p.add_argument('--out', default=None, help='write the markdown table here (atomically)')
+    p.add_argument('--title', default=None, help='a line above the table')
+    args = p.parse_args(argv)
+    missing = [path for path in args.logs if not osp.isfile(path)]
+    if missing:
+        raise SystemExit(f'error: no such log file: {missing}')
+    text = render([summarise(path) for path in args.logs])
+    if args.title:
+        text = f'{args.title}\n\n{text}'
+    if args.out:
+        from mmdet_plugins.provenance import atomic_write_text
+        atomic_write_text(args.out, text)
+    print(text, end='')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""reproduce/log_summary.py: losses and validations from mmengine json logs; malformed logs are named."""
+import json
+import sys
+
+import pytest
+
+from helpers import REPO
+
+sys.path.insert(0, REPO)
+
+
+def _write(path, rows):
+    path.write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    return str(path)
+
+
+def test_summary_reads_losses_and_validations(tmp_path):
+    from reproduce.log_summary import render, summarise
+    rows = [dict(iter=i, loss=10.0 - i / 100, loss_cls=1.0, loss_bbox=0.5) for i in range(50, 301, 50)]
+    rows.insert(3, {'coco/bbox_mAP': 0.125, 'step': 150})
+    rows.append({'coco/bbox_mAP': 0.25, 'step': 300})
+    s = summarise(_write(tmp_path / 'run-a.json', rows))
+    assert s['run'] == 'run-a' and s['iterations'] == 300
+    assert s['aps'] == [(150, 12.5), (300, 25.0)]
+    assert s['loss_start'] == pytest.approx(9.0) and s['loss_end'] == pytest.approx(7.5)  # means of the first and last 3 logged losses
+    assert '| run-a | 300 |' in render([s]) and '150: 12.5, 300: 25.0' in render([s])
+
+
+def test_malformed_log_says_which_file_and_line(tmp_path):
+    from reproduce.log_summary import main
+    bad = tmp_path / 'bad.json'
+    bad.write_text('{"loss": 1.0, "iter": 50}\nnot json\n')
+    with pytest.raises(SystemExit, match=r'bad.json, line 2: not json'):
+        main([str(bad)])
+    with pytest.raises(SystemExit, match='no such log file'):
+        main([str(tmp_path / 'absent.json')])
