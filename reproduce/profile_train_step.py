@@ -212,8 +212,11 @@ def _self_device_time(e):
 
 
 def _is_kernel(e):
+    """A GPU kernel (or memcpy/memset) event; not a GPU-side copy of a ``record_function`` range, whose
+    duration spans the whole range (as torch's own profiler table counts 'Self CUDA time total')."""
     device_type = getattr(e, 'device_type', None)
-    return device_type is not None and str(device_type).endswith('CUDA')
+    return (device_type is not None and str(device_type).endswith('CUDA')
+            and not getattr(e, 'is_user_annotation', False))
 
 
 def sync(device):

@@ -1,4 +1,6 @@
 from .checkpoint_compat import load_local_checkpoint
 from .deadline_hook import StopAtDeadlineHook
+from .merged_param_groups import MergedGroupsOptimWrapperConstructor, merge_param_groups
 
-__all__ = ['load_local_checkpoint', 'StopAtDeadlineHook']
+__all__ = ['load_local_checkpoint', 'StopAtDeadlineHook', 'MergedGroupsOptimWrapperConstructor',
+           'merge_param_groups']
