@@ -1,0 +1,117 @@
+"""Training speed of stock mmdet 3.3.0 components against this repository's fast ones, side by side in one run.
+
+For each config and variant, mmengine's own training loop runs ``--warmup`` iterations and then ``--iters``
+timed ones (``reproduce/profile_train_step.py``'s measurement: wall clock, ``nvidia-smi`` utilisation, peak
+memory, host-device synchronisations per iteration from a short profiled window). Variants:
+
+    stock      the config as it is (mmdet's heads, HungarianAssigner, one optimiser group per parameter)
+    fast       + the batched matching head and assigner (mmdet_plugins/models/batched_matching.py) and merged
+               optimiser groups (mmdet_plugins/engine/merged_param_groups.py): same matchings, same losses
+    fast-bf16  + bf16 autocast instead of fp16 (not bitwise equal: judged by a mini run's AP)
+
+Writes one row per config and variant (seconds and iterations per second, GPU utilisation, peak memory,
+speed-up over ``stock`` of the same config, BatchFormerV2's step-time ratio over the baseline config of the same
+variant where both are given) with the provenance, to ``--out`` (default ``results/measured/speed.csv``).
+
+    python reproduce/benchmark_speed.py configs/mini/deformable-detr_r18_1xb16-mini.py \\
+        configs/mini/bf-deformable-detr_r18_1xb16-mini.py --data-root data/fashion_canvas
+"""
+from __future__ import annotations
+
+import argparse
+import os.path as osp
+import sys
+
+import torch
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+# stock head type -> the head with batched matching
+BATCHED_HEADS = {'DETRHead': 'BatchedDETRHead', 'DeformableDETRHead': 'BatchedDeformableDETRHead',
+                 'ConditionalDETRHead': 'BatchedConditionalDETRHead', 'DABDETRHead': 'BatchedDABDETRHead',
+                 'DINOHead': 'BatchedDINOHead'}
+VARIANTS = ('stock', 'fast', 'fast-bf16')
+
+
+def variant_options(config: str, variant: str) -> dict:
+    """The ``--cfg-options`` that turn ``config`` into ``variant``."""
+    from mmengine.config import Config
+    if variant not in VARIANTS:
+        raise ValueError(f'unknown variant {variant!r}; known: {VARIANTS}')
+    if variant == 'stock':
+        return {}
+    cfg = Config.fromfile(osp.join(REPO, config))
+    head = cfg.model.bbox_head.type
+    if head not in BATCHED_HEADS:
+        raise SystemExit(f'error: {config}: no batched head for {head!r} (known: {sorted(BATCHED_HEADS)})')
+    options = {'model.bbox_head.type': BATCHED_HEADS[head],
+               'model.train_cfg.assigner.type': 'BatchedHungarianAssigner',
+               'optim_wrapper.constructor': 'MergedGroupsOptimWrapperConstructor'}
+    if variant == 'fast-bf16':
+        options['optim_wrapper.dtype'] = 'bfloat16'
+    return options
+
+
+def is_bf_config(config: str) -> bool:
+    return osp.basename(config).startswith('bf-')
+
+
+def baseline_of(config: str) -> str:
+    return osp.join(osp.dirname(config), osp.basename(config)[len('bf-'):])
+
+
+def main(argv=None):
+    import pandas as pd
+    from mmdet_plugins.provenance import atomic_write_text, git_commit, hardware, today
+    from reproduce.profile_train_step import profile_config
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('configs', nargs='+')
+    p.add_argument('--variants', nargs='+', choices=VARIANTS, default=['stock', 'fast'])
+    p.add_argument('--data-root', default=osp.join(REPO, 'data', 'fashion_canvas'))
+    p.add_argument('--warmup', type=int, default=15)
+    p.add_argument('--iters', type=int, default=40)
+    p.add_argument('--profile-iters', type=int, default=3, help='a short profiled window, to count syncs')
+    p.add_argument('--batch-size', type=int, default=None)
+    p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    p.add_argument('--out', default=osp.join(REPO, 'results', 'measured', 'speed.csv'))
+    args = p.parse_args(argv)
+    if not osp.isdir(osp.join(args.data_root, 'annotations')):
+        p.error(f'no dataset at --data-root {args.data_root}; make it with '
+                f'python -m mmdet_plugins.datasets.fashion_canvas {args.data_root}')
+    if args.device == 'cpu' and 'fast-bf16' in args.variants:
+        p.error('fast-bf16 needs a GPU (it changes the AMP dtype; the CPU runs fp32)')
+    device = torch.device(args.device)
+    rows = []
+    for config in args.configs:
+        for variant in args.variants:
+            run_args = argparse.Namespace(data_root=args.data_root, warmup=args.warmup, iters=args.iters,
+                                          profile_iters=args.profile_iters, batch_size=args.batch_size,
+                                          cfg_options=variant_options(config, variant), trace_dir=None)
+            summary, _ = profile_config(config, run_args, device)
+            rows.append(dict(config=config, variant=variant, s_per_iter=summary['s_per_iter'],
+                             it_per_s=round(1.0 / summary['s_per_iter'], 3), gpu_util_smi=summary['gpu_util_smi'],
+                             gpu_busy_profiled=summary['gpu_busy'], syncs_per_iter=summary['stream_syncs_per_iter'],
+                             peak_gib=summary['peak_gib'], batch_size=summary['batch_size']))
+            print(f'{osp.basename(config)} [{variant}]: {summary["s_per_iter"]:.3f} s/iter', flush=True)
+    df = pd.DataFrame(rows)
+    stock = {r.config: r.s_per_iter for r in df.itertuples() if r.variant == 'stock'}
+    df['speedup_vs_stock'] = [round(stock[c] / s, 2) if c in stock else float('nan')
+                              for c, s in zip(df.config, df.s_per_iter)]
+    base = {(r.config, r.variant): r.s_per_iter for r in df.itertuples()}
+    df['bf_over_baseline'] = [round(s / base[(baseline_of(c), v)], 2) if is_bf_config(c)
+                              and (baseline_of(c), v) in base else float('nan')
+                              for c, v, s in zip(df.config, df.variant, df.s_per_iter)]
+    df['warmup'], df['iters'] = args.warmup, args.iters
+    df['hardware'] = hardware(device if device.type == 'cuda' else None)
+    df['torch'] = torch.__version__
+    df['commit'], df['date'] = git_commit(), today()
+    atomic_write_text(args.out, df.to_csv(index=False))
+    print(df[['config', 'variant', 's_per_iter', 'speedup_vs_stock', 'bf_over_baseline', 'gpu_util_smi',
+              'peak_gib']].to_string(index=False))
+    print(f'wrote {args.out}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

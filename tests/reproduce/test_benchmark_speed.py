@@ -1,0 +1,47 @@
+"""reproduce/benchmark_speed.py: the variants' config options, and one stock/fast comparison on the CPU."""
+import os.path as osp
+import sys
+
+import pandas as pd
+import pytest
+
+from helpers import REPO
+from mmdet_plugins.datasets.fashion_canvas import FASHION_MNIST_DIR, PRESETS, generate
+
+sys.path.insert(0, REPO)
+
+
+@pytest.mark.parametrize('config,head', [
+    ('configs/mini/detr_r18_1xb16-mini.py', 'BatchedDETRHead'),
+    ('configs/mini/bf-deformable-detr_r18_1xb16-mini.py', 'BatchedDeformableDETRHead'),
+    ('configs/mini/conditional-detr_r18_1xb16-mini.py', 'BatchedConditionalDETRHead'),
+    ('configs/mini/dab-detr_r18_1xb16-mini.py', 'BatchedDABDETRHead'),
+    ('configs/mini/bf-dino-4scale_r18_1xb16-mini.py', 'BatchedDINOHead'),
+])
+def test_fast_variant_swaps_in_registered_components(config, head):
+    from mmdet.registry import MODELS, TASK_UTILS
+    from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
+    import mmdet_plugins  # noqa: F401
+    from reproduce.benchmark_speed import variant_options
+    assert variant_options(config, 'stock') == {}
+    fast = variant_options(config, 'fast')
+    assert fast['model.bbox_head.type'] == head and MODELS.get(head) is not None
+    assert TASK_UTILS.get(fast['model.train_cfg.assigner.type']) is not None
+    assert OPTIM_WRAPPER_CONSTRUCTORS.get(fast['optim_wrapper.constructor']) is not None
+    assert variant_options(config, 'fast-bf16')['optim_wrapper.dtype'] == 'bfloat16'
+
+
+@pytest.mark.skipif(not osp.isfile(osp.join(FASHION_MNIST_DIR, 'train-images-idx3-ubyte.gz')),
+                    reason='Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)')
+def test_side_by_side_run_writes_ratios_and_provenance(tmp_path):
+    from reproduce.benchmark_speed import main
+    data = str(tmp_path / 'data')
+    generate(data, PRESETS['smoke'], workers=1, log=None)
+    out = tmp_path / 'speed.csv'
+    assert main(['configs/mini/detr_r18_1xb16-mini.py', '--data-root', data, '--warmup', '1', '--iters', '1',
+                 '--profile-iters', '1', '--batch-size', '2', '--device', 'cpu', '--out', str(out)]) == 0
+    df = pd.read_csv(out)
+    assert list(df.variant) == ['stock', 'fast']
+    stock, fast = df.s_per_iter
+    assert df.speedup_vs_stock.tolist() == [1.0, round(stock / fast, 2)]
+    assert df.commit.notna().all() and df.hardware.str.startswith('cpu').all()
