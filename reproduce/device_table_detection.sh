@@ -17,7 +17,9 @@ python3 -m mmdet_plugins.datasets.fashion_canvas data/fashion_canvas --scale min
 prof_pid=
 if [ -n "${PROFILE_CONFIGS:-}" ]; then   # optionally profile a training step on one GPU meanwhile (keep it free)
   mkdir -p /tmp/profile
-  CUDA_VISIBLE_DEVICES=${PROFILE_GPU:-0} PYTHONUNBUFFERED=1 python3 reproduce/profile_train_step.py $PROFILE_CONFIGS \
+  # (bounded, so that the packing below still happens inside the command's limit)
+  CUDA_VISIBLE_DEVICES=${PROFILE_GPU:-0} PYTHONUNBUFFERED=1 timeout $(( BUDGET - SECONDS - 40 )) \
+    python3 reproduce/profile_train_step.py $PROFILE_CONFIGS \
     --data-root data/fashion_canvas --out /tmp/profile/profile_mini.csv --summary /tmp/profile/profile_mini.md \
     --trace-dir /tmp/profile/traces > /tmp/profile/profile.log 2>&1 &
   prof_pid=$!

@@ -254,6 +254,8 @@ def main(argv=None):
     device = torch.device(args.device)
     if device.type == 'cuda':
         torch.cuda.set_device(device.index or 0)
+    prov = dict(hardware=hardware(device if device.type == 'cuda' else None), commit=git_commit(), date=today(),
+                torch=torch.__version__)
     summaries, part_rows = [], []
     for config in args.configs:
         summary, rows = profile_config(config, args, device)
@@ -263,16 +265,15 @@ def main(argv=None):
         print(f'{name}: {summary["s_per_iter"]:.3f} s/iter, GPU kernels {summary["gpu_kernel_ms_per_iter"]:.0f} '
               f'ms/iter (busy {summary["gpu_busy"]:.0%}), {summary["stream_syncs_per_iter"]:.0f} syncs/iter',
               flush=True)
-    prov = dict(hardware=hardware(device if device.type == 'cuda' else None), commit=git_commit(), date=today(),
-                torch=torch.__version__)
-    parts = pd.DataFrame(part_rows).merge(pd.DataFrame(summaries), on='config')
-    for k, v in prov.items():
-        parts[k] = v
-    if args.out:
-        atomic_write_text(args.out, parts.to_csv(index=False))
-    text = render_summary(pd.DataFrame(summaries), pd.DataFrame(part_rows), prov, args)
-    if args.summary:
-        atomic_write_text(args.summary, text)
+        # written after every config, so that a run cut short keeps what it measured
+        parts = pd.DataFrame(part_rows).merge(pd.DataFrame(summaries), on='config')
+        for k, v in prov.items():
+            parts[k] = v
+        if args.out:
+            atomic_write_text(args.out, parts.to_csv(index=False))
+        text = render_summary(pd.DataFrame(summaries), pd.DataFrame(part_rows), prov, args)
+        if args.summary:
+            atomic_write_text(args.summary, text)
     print(text)
     return 0
 
