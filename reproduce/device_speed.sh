@@ -7,10 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 source reproduce/gpu_env.sh
-if [ -d .data/fashion-mnist ] && [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
-  mkdir -p /usr/share/datasets && cp -r .data/fashion-mnist /usr/share/datasets/
-fi
-python3 -m mmdet_plugins.datasets.fashion_canvas data/fashion_canvas --scale mini
+source reproduce/device_mini_data.sh
 CONFIGS=${CONFIGS:-"configs/mini/deformable-detr_r18_1xb16-mini.py configs/mini/bf-deformable-detr_r18_1xb16-mini.py configs/mini/detr_r18_1xb16-mini.py configs/mini/bf-detr_r18_1xb16-mini.py"}
 PYTHONUNBUFFERED=1 python3 reproduce/benchmark_speed.py $CONFIGS --data-root data/fashion_canvas \
   --variants stock fast fast-bf16 --out "$OUT/speed.csv" "$@" 2>&1 | grep -v "Iter(train)" | tee "$OUT/speed.log"

@@ -10,10 +10,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 BUDGET=${BUDGET:-585}   # seconds this command may take (the device's limit is 600)
 source reproduce/gpu_env.sh
-if [ -d .data/fashion-mnist ] && [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
-  mkdir -p /usr/share/datasets && cp -r .data/fashion-mnist /usr/share/datasets/
-fi
-python3 -m mmdet_plugins.datasets.fashion_canvas data/fashion_canvas --scale mini
+source reproduce/device_mini_data.sh
 prof_pid=
 if [ -n "${PROFILE_CONFIGS:-}" ]; then   # optionally profile a training step on one GPU meanwhile (keep it free)
   mkdir -p /tmp/profile

@@ -29,6 +29,7 @@ import argparse
 import functools
 import os
 import os.path as osp
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,8 @@ import torch
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
+
+from reproduce.benchmark_overhead import sync  # noqa: E402
 
 PARTS = ['data', 'preprocess', 'backbone', 'transformer', 'head.loss', 'targets', 'assign', 'parse', 'backward',
          'step', 'hooks']
@@ -88,7 +91,7 @@ class GpuUtilSampler:
 
     def __init__(self, device):
         self.proc, self.samples = None, []
-        if device.type != 'cuda' or not shutil_which('nvidia-smi'):
+        if device.type != 'cuda' or not shutil.which('nvidia-smi'):
             return
         index = os.environ.get('CUDA_VISIBLE_DEVICES', '').split(',')[0].strip() or str(device.index or 0)
         self.proc = subprocess.Popen(['nvidia-smi', '-i', index, '--query-gpu=utilization.gpu',
@@ -102,11 +105,6 @@ class GpuUtilSampler:
         out, _ = self.proc.communicate()
         self.samples = [float(x) for x in out.split() if x.strip().replace('.', '', 1).isdigit()]
         return sum(self.samples) / len(self.samples) if self.samples else float('nan')
-
-
-def shutil_which(name):
-    import shutil
-    return shutil.which(name)
 
 
 def profile_config(config, args, device):
@@ -217,11 +215,6 @@ def _is_kernel(e):
     device_type = getattr(e, 'device_type', None)
     return (device_type is not None and str(device_type).endswith('CUDA')
             and not getattr(e, 'is_user_annotation', False))
-
-
-def sync(device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
 
 
 def parse_args(argv=None):

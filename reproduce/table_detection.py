@@ -259,8 +259,8 @@ def add_progress(run: Run, seconds: float):
 class RunProcess:
     """One training subprocess; its output goes to train.log and, filtered when several run, to the console."""
 
-    def __init__(self, run: Run, cmd, env, verbose: bool, label: str):
-        self.run, self.label, self.verbose = run, label, verbose
+    def __init__(self, run: Run, cmd, env, verbose: bool, label: str, gpu=None):
+        self.run, self.label, self.verbose, self.gpu = run, label, verbose, gpu  # gpu: the id it is pinned to
         self.start = time.time()
         self.log = open(osp.join(run.work_dir, 'train.log'), 'a')
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -351,9 +351,8 @@ def execute(runs, args, stored_keys, schedule_of, logs_dir, hardware_name):
                     run_env = dict(env, CUDA_VISIBLE_DEVICES=gpu)
                     verb += f' on GPU {gpu}'
                 print(f'[{i}/{len(runs)}] {run.name}: {verb} ({run.config}, seed {run.seed})', flush=True)
-                rp = RunProcess(run, cmd, run_env, verbose=args.parallel == 1, label=f'[{run.name}]')
-                rp.gpu = gpu
-                running.append(rp)
+                running.append(RunProcess(run, cmd, run_env, verbose=args.parallel == 1, label=f'[{run.name}]',
+                                          gpu=gpu))
             time.sleep(0.5)
             for rp in list(running):
                 rc = rp.poll()
