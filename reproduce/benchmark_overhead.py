@@ -25,11 +25,17 @@ sys.path.insert(0, REPO)
 from mmdet_plugins.zoo import DETECTORS, config_path  # noqa: E402
 
 
-def build(config: str, device):
+def build(config: str, device, components: str = 'stock'):
+    """The config's detector, random init; ``components='fast'`` swaps in the batched matching head and
+    assigner (``reproduce/benchmark_speed.py``'s ``fast`` variant; same matchings and losses)."""
     from mmengine.config import Config
     from mmdet.registry import MODELS
+    from reproduce.benchmark_speed import BATCHED_HEADS
     cfg = Config.fromfile(osp.join(REPO, config))
     cfg.model.backbone.init_cfg = None
+    if components == 'fast':
+        cfg.model.bbox_head.type = BATCHED_HEADS[cfg.model.bbox_head.type]
+        cfg.model.train_cfg.assigner.type = 'BatchedHungarianAssigner'
     model = MODELS.build(cfg.model)
     model.init_weights()
     return model.to(device)
@@ -92,6 +98,8 @@ def main(argv=None):
     parser.add_argument('--warmup', type=int, default=5)
     parser.add_argument('--device', default='cuda')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--components', nargs='+', choices=['stock', 'fast'], default=['stock'],
+                        help="stock mmdet heads, and/or 'fast' (batched matching); one set of rows each")
     args = parser.parse_args(argv)
 
     import pandas as pd
@@ -114,32 +122,35 @@ def main(argv=None):
         torch.manual_seed(args.seed)
         inputs, samples = synthetic_batch([(args.height, args.width)] * (2 * B), [args.boxes] * (2 * B),
                                           num_classes=80, seed=args.seed, device=device)
-        measured = {}
-        for variant, config, batch in (('baseline', base_cfg, B), ('batchformer', bf_cfg, B),
-                                       ('baseline_2B', base_cfg, 2 * B)):
-            torch.manual_seed(args.seed)
-            model = build(config, device)
-            train_s, peak = time_train(model, inputs[:batch], samples[:batch], args.steps, args.warmup, device)
-            infer_s = time_infer(model, inputs[:batch], samples[:batch], args.steps, args.warmup, device)
-            measured[variant] = (train_s, peak, infer_s)
-            print(f'{name:16s} {variant:12s} batch {batch}: train {train_s:.4f} s  peak {peak:.2f} GiB  '
-                  f'infer {infer_s:.4f} s', flush=True)
-            del model
-            if device.type == 'cuda':
-                torch.cuda.empty_cache()
-        (bt, bm, bi), (ft, fm, fi), (dt, dm, di) = (measured[v] for v in ('baseline', 'batchformer', 'baseline_2B'))
-        rows.append(dict(
-            detector=name, batch_per_gpu=B, height=args.height, width=args.width, boxes_per_image=args.boxes,
-            base_train_s=bt, bf_train_s=ft, base2B_train_s=dt, train_ratio=ft / bt, train_ratio_vs_2B=ft / dt,
-            base_peak_gib=bm, bf_peak_gib=fm, base2B_peak_gib=dm, peak_ratio=fm / bm,
-            base_infer_s=bi, bf_infer_s=fi, infer_ratio=fi / bi,
-            steps=args.steps, warmup=args.warmup, precision='fp32', seed=args.seed,
-            gpu=gpu, torch=torch.__version__, mmdet=mmdet.__version__, mmcv=mmcv.__version__,
-            commit=git_commit(), date=today(),
-            config=bf_cfg, baseline_config=base_cfg))
+        for components in args.components:
+            measured = {}
+            for variant, config, batch in (('baseline', base_cfg, B), ('batchformer', bf_cfg, B),
+                                           ('baseline_2B', base_cfg, 2 * B)):
+                torch.manual_seed(args.seed)
+                model = build(config, device, components)
+                train_s, peak = time_train(model, inputs[:batch], samples[:batch], args.steps, args.warmup, device)
+                infer_s = time_infer(model, inputs[:batch], samples[:batch], args.steps, args.warmup, device)
+                measured[variant] = (train_s, peak, infer_s)
+                print(f'{name:16s} {components:5s} {variant:12s} batch {batch}: train {train_s:.4f} s  '
+                      f'peak {peak:.2f} GiB  infer {infer_s:.4f} s', flush=True)
+                del model
+                if device.type == 'cuda':
+                    torch.cuda.empty_cache()
+            (bt, bm, bi), (ft, fm, fi), (dt, dm, di) = (measured[v] for v in
+                                                        ('baseline', 'batchformer', 'baseline_2B'))
+            rows.append(dict(
+                detector=name, components=components, batch_per_gpu=B, height=args.height, width=args.width,
+                boxes_per_image=args.boxes,
+                base_train_s=bt, bf_train_s=ft, base2B_train_s=dt, train_ratio=ft / bt, train_ratio_vs_2B=ft / dt,
+                base_peak_gib=bm, bf_peak_gib=fm, base2B_peak_gib=dm, peak_ratio=fm / bm,
+                base_infer_s=bi, bf_infer_s=fi, infer_ratio=fi / bi,
+                steps=args.steps, warmup=args.warmup, precision='fp32', seed=args.seed,
+                gpu=gpu, torch=torch.__version__, mmdet=mmdet.__version__, mmcv=mmcv.__version__,
+                commit=git_commit(), date=today(),
+                config=bf_cfg, baseline_config=base_cfg))
     df = pd.DataFrame(rows)
     atomic_write_text(args.out, df.to_csv(index=False, float_format='%.4f'))
-    cols = ['detector', 'base_train_s', 'bf_train_s', 'base2B_train_s', 'train_ratio', 'train_ratio_vs_2B',
+    cols = ['detector', 'components', 'base_train_s', 'bf_train_s', 'base2B_train_s', 'train_ratio', 'train_ratio_vs_2B',
             'peak_ratio', 'infer_ratio']
     print(df[cols].to_string(index=False, float_format=lambda v: f'{v:.3f}'))
     print(f'wrote {args.out}')

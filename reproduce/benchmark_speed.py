@@ -75,6 +75,7 @@ def main(argv=None):
     p.add_argument('--batch-size', type=int, default=None)
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     p.add_argument('--out', default=osp.join(REPO, 'results', 'measured', 'speed.csv'))
+    p.add_argument('--trace-dir', help="also write each run's profiler table (key averages) here")
     args = p.parse_args(argv)
     if not osp.isdir(osp.join(args.data_root, 'annotations')):
         p.error(f'no dataset at --data-root {args.data_root}; make it with '
@@ -87,8 +88,13 @@ def main(argv=None):
         for variant in args.variants:
             run_args = argparse.Namespace(data_root=args.data_root, warmup=args.warmup, iters=args.iters,
                                           profile_iters=args.profile_iters, batch_size=args.batch_size,
-                                          cfg_options=variant_options(config, variant), trace_dir=None)
-            summary, _ = profile_config(config, run_args, device)
+                                          cfg_options=variant_options(config, variant),
+                                          trace_dir=osp.join(args.trace_dir, variant) if args.trace_dir else None)
+            summary, parts = profile_config(config, run_args, device)
+            if run_args.trace_dir:  # where the step's host and GPU time go, by labelled part
+                name = osp.splitext(osp.basename(config))[0]
+                atomic_write_text(osp.join(run_args.trace_dir, f'{name}_parts.csv'),
+                                  pd.DataFrame(parts).to_csv(index=False))
             rows.append(dict(config=config, variant=variant, s_per_iter=summary['s_per_iter'],
                              it_per_s=round(1.0 / summary['s_per_iter'], 3), gpu_util_smi=summary['gpu_util_smi'],
                              gpu_busy_profiled=summary['gpu_busy'], syncs_per_iter=summary['stream_syncs_per_iter'],

@@ -32,14 +32,16 @@ def read_csv(path, required, keys):
 
 
 def render(df, official) -> str:
-    lines = ['| detector | baseline step s | BF step s | **BF / baseline** | baseline at 2B s | BF / baseline at 2B '
+    if 'components' not in df:  # CSVs written before --components existed: stock mmdet heads
+        df = df.assign(components='stock')
+    lines = ['| detector | components | baseline step s | BF step s | **BF / baseline** | baseline at 2B s | BF / baseline at 2B '
              '| peak GiB baseline → BF | inference BF / baseline | official fork BF / baseline |',
-             '|---|---|---|---|---|---|---|---|---|']
+             '|---|---|---|---|---|---|---|---|---|---|']
     for r in df.itertuples():
         ref = official[(official.detector == r.detector) & (official.batch_per_gpu == r.batch_per_gpu)]
         ref_text = f'{ref.train_ratio.iloc[0]:.2f} ({ref.base_train_s.iloc[0]:.4f} → {ref.bf_train_s.iloc[0]:.4f} s)' \
             if len(ref) else 'not measured'
-        lines.append(f'| {r.detector} | {r.base_train_s:.4f} | {r.bf_train_s:.4f} | **{r.train_ratio:.2f}** | '
+        lines.append(f'| {r.detector} | {r.components} | {r.base_train_s:.4f} | {r.bf_train_s:.4f} | **{r.train_ratio:.2f}** | '
                      f'{r.base2B_train_s:.4f} | {r.train_ratio_vs_2B:.2f} | {r.base_peak_gib:.2f} → {r.bf_peak_gib:.2f} | '
                      f'{r.infer_ratio:.2f} | {ref_text} |')
     first = df.iloc[0]
@@ -47,7 +49,10 @@ def render(df, official) -> str:
     lines.append(f'B = {int(first.batch_per_gpu)} images of {int(first.height)}x{int(first.width)} per GPU, '
                  f'ResNet-50 (random init), fp32, one training step = forward + backward + clip + AdamW, medians. '
                  f'Measured on {first.gpu}, commit {first.commit}, {first.date} '
-                 f'(`reproduce/benchmark_overhead.py`). Official fork: results/reference/official_overhead_h200.csv.')
+                 f'(`reproduce/benchmark_overhead.py`). Components: `stock` = mmdet 3.3.0 heads and matcher, '
+                 f'`fast` = batched matching (mmdet_plugins/models/batched_matching.py). '
+                 f'Official fork: results/reference/official_overhead_h200.csv (measured separately on the same '
+                 f'GPU kind, not in this run).')
     return '\n'.join(lines) + '\n'
 
 
@@ -58,7 +63,10 @@ def main(argv=None):
     parser.add_argument('--out', help='markdown file (default results/tables/<csv name>.md)')
     parser.add_argument('--readme', help='also replace the overhead block of this README')
     args = parser.parse_args(argv)
-    df = read_csv(args.csv, REQUIRED, keys=['detector', 'batch_per_gpu'])
+    import pandas as pd
+    header = pd.read_csv(args.csv, nrows=0).columns if osp.isfile(args.csv) else []
+    keys = ['detector', 'batch_per_gpu'] + (['components'] if 'components' in header else [])
+    df = read_csv(args.csv, REQUIRED, keys=keys)
     official = read_csv(args.official, ['detector', 'batch_per_gpu', 'train_ratio', 'base_train_s', 'bf_train_s'],
                         keys=['detector', 'batch_per_gpu'])
     table = render(df, official)

@@ -1,0 +1,187 @@
+"""Do the fast components match and score exactly as stock mmdet on the GPU, on real mini batches?
+
+The CPU tests (tests/models/test_batched_matching.py) show bitwise-equal costs, matchings and losses on small
+synthetic problems. This check repeats the comparison where training happens: the repository's mini configs at
+their real size, real batches of the mini benchmark, on the GPU, in fp32 and under fp16 autocast (as training).
+
+For every config and batch, the stock detector and the same detector with the batched head and assigner
+(``reproduce/benchmark_speed.py``'s ``fast`` options; same weights, dropout off) compute their losses on the
+same inputs. Recorded per config and precision:
+
+    targets_identical   fraction of (decoder layer, stream, image) target sets (labels and box targets of every
+                        query, i.e. the matching) that are identical to stock
+    max_rel_loss_diff   the largest |fast - stock| / max(|stock|, 1e-6) over all loss terms and batches
+
+Writes a CSV with provenance (``--out``, default results/measured/fast_equivalence.csv) and exits 1 when a
+fraction is below 1 or a loss differs by more than ``--rtol``.
+
+    python reproduce/check_fast_equivalence.py configs/mini/*-mini.py --data-root data/fashion_canvas
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os.path as osp
+import sys
+
+import torch
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+
+class TargetRecorder:
+    """Wraps a head's ``get_targets`` (called once per decoder layer and stream) and keeps what it returns:
+    per image, the class label and the box target of every query."""
+
+    def __init__(self, head):
+        self.calls = []
+        original = head.get_targets
+
+        def recording(*args, **kwargs):
+            out = original(*args, **kwargs)
+            labels, _, bbox_targets = out[0], out[1], out[2]
+            self.calls.append([(lab.detach().cpu(), box.detach().float().cpu())
+                               for lab, box in zip(labels, bbox_targets)])
+            return out
+        head.get_targets = recording
+
+
+def without_dropout(model):
+    """Zero every dropout probability (modules and float ``dropout`` attributes); train mode otherwise."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.0
+        if isinstance(getattr(m, 'dropout', None), float):
+            m.dropout = 0.0
+    return model
+
+
+def quiet_init_weights(model):
+    """``model.init_weights()`` without mmengine's per-parameter log lines."""
+    import logging
+    from mmengine.logging import MMLogger
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        model.init_weights()
+    finally:
+        logger.setLevel(level)
+
+
+def build_pair(cfg, device):
+    """The stock detector of ``cfg`` (initialised, seed 0) and the fast one with the same weights."""
+    from mmdet.registry import MODELS
+    from reproduce.benchmark_speed import BATCHED_HEADS
+    torch.manual_seed(0)
+    stock = MODELS.build(copy.deepcopy(cfg.model))
+    quiet_init_weights(stock)
+    fast_cfg = copy.deepcopy(cfg.model)
+    fast_cfg.bbox_head.type = BATCHED_HEADS[fast_cfg.bbox_head.type]
+    fast_cfg.train_cfg.assigner.type = 'BatchedHungarianAssigner'
+    fast = MODELS.build(fast_cfg)
+    fast.load_state_dict(stock.state_dict(), strict=True)
+    return without_dropout(stock).to(device).train(), without_dropout(fast).to(device).train()
+
+
+def compare_config(config: str, data_root: str, batches: int, batch_size: int, precisions, device):
+    """One config: a list of result rows, one per precision."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    from reproduce.table_detection import set_data_root
+    cfg = Config.fromfile(osp.join(REPO, config))
+    set_data_root(cfg, data_root)
+    cfg.train_dataloader.batch_size = batch_size
+    cfg.train_dataloader.num_workers = 0
+    cfg.train_dataloader.persistent_workers = False
+    cfg.train_dataloader.sampler = dict(type='DefaultSampler', shuffle=True, seed=0)
+    cfg.train_dataloader.pop('batch_sampler', None)  # keep plain batches (no aspect-ratio grouping needed)
+    loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
+    stock, fast = build_pair(cfg, device)
+    data = []
+    for i, batch in enumerate(loader):
+        if i == batches:
+            break
+        data.append(stock.data_preprocessor(batch, training=True))
+    rows = []
+    for precision in precisions:
+        rec_stock, rec_fast = TargetRecorder(stock.bbox_head), TargetRecorder(fast.bbox_head)
+        max_rel, same, total, keys = 0.0, 0, 0, set()
+        for d in data:
+            losses = []
+            for model in (stock, fast):
+                torch.manual_seed(1)  # the same denoising queries (DINO) for both
+                with torch.autocast(device.type, dtype=torch.float16, enabled=precision == 'fp16'):
+                    losses.append({k: v.detach().float() for k, v in
+                                   model.loss(d['inputs'], copy.deepcopy(d['data_samples'])).items()
+                                   if 'loss' in k})
+            expected, got = losses
+            if set(expected) != set(got):
+                raise SystemExit(f'error: {config}: loss keys differ: {sorted(set(expected) ^ set(got))}')
+            keys |= set(expected)
+            for k, v in expected.items():
+                rel = ((got[k] - v).abs().max() / v.abs().max().clamp(min=1e-6)).item()
+                max_rel = max(max_rel, rel)
+        if len(rec_stock.calls) != len(rec_fast.calls):
+            raise SystemExit(f'error: {config}: {len(rec_stock.calls)} stock target calls vs '
+                             f'{len(rec_fast.calls)} fast ones')
+        for a, b in zip(rec_stock.calls, rec_fast.calls):
+            for (la, ba), (lb, bb) in zip(a, b):
+                total += 1
+                same += int(torch.equal(la, lb) and torch.allclose(ba, bb, rtol=1e-5, atol=1e-6))
+        for head in (stock.bbox_head, fast.bbox_head):
+            del head.get_targets  # back to the class's method
+        rows.append(dict(config=config, precision=precision, batches=len(data), batch_size=batch_size,
+                         target_sets=total, targets_identical=round(same / total, 6) if total else float('nan'),
+                         max_rel_loss_diff=float(f'{max_rel:.3g}'), loss_terms=len(keys)))
+        print(f'{osp.basename(config)} [{precision}]: {same}/{total} target sets identical, '
+              f'max relative loss difference {max_rel:.3g}', flush=True)
+    return rows
+
+
+def main(argv=None):
+    import pandas as pd
+    import mmdet_plugins  # noqa: F401
+    from mmdet.utils import register_all_modules
+    from mmdet_plugins.provenance import atomic_write_text, git_commit, hardware, today
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('configs', nargs='+')
+    p.add_argument('--data-root', default=osp.join(REPO, 'data', 'fashion_canvas'))
+    p.add_argument('--batches', type=int, default=3)
+    p.add_argument('--batch-size', type=int, default=16)
+    p.add_argument('--precisions', nargs='+', choices=['fp32', 'fp16'], default=['fp32', 'fp16'])
+    p.add_argument('--rtol', type=float, default=1e-4, help='largest relative loss difference that passes')
+    p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    p.add_argument('--out', default=osp.join(REPO, 'results', 'measured', 'fast_equivalence.csv'))
+    args = p.parse_args(argv)
+    if not osp.isdir(osp.join(args.data_root, 'annotations')):
+        p.error(f'no dataset at --data-root {args.data_root}; make it with '
+                f'python -m mmdet_plugins.datasets.fashion_canvas {args.data_root}')
+    for config in args.configs:
+        if not osp.isfile(osp.join(REPO, config)):
+            p.error(f'no such config: {config}')
+    if args.device == 'cpu' and 'fp16' in args.precisions:
+        args.precisions = [x for x in args.precisions if x != 'fp16'] or p.error('fp16 needs a GPU')
+    register_all_modules()
+    device = torch.device(args.device)
+    rows = []
+    for config in args.configs:
+        rows += compare_config(config, args.data_root, args.batches, args.batch_size, args.precisions, device)
+    df = pd.DataFrame(rows)
+    df['hardware'] = hardware(device if device.type == 'cuda' else None)
+    df['torch'] = torch.__version__
+    df['commit'], df['date'] = git_commit(), today()
+    atomic_write_text(args.out, df.to_csv(index=False))
+    print(f'wrote {args.out}')
+    failed = df[(df.targets_identical < 1) | (df.max_rel_loss_diff > args.rtol)]
+    if len(failed):
+        print(f'{len(failed)} of {len(df)} rows differ from stock beyond rtol {args.rtol}:')
+        print(failed[['config', 'precision', 'targets_identical', 'max_rel_loss_diff']].to_string(index=False))
+        return 1
+    print(f'all {len(df)} rows identical to stock (targets) and within rtol {args.rtol} (losses)')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
