@@ -13,10 +13,10 @@ OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 source reproduce/gpu_env.sh
 source reproduce/device_mini_data.sh
 CONFIGS=${CONFIGS:-"configs/mini/deformable-detr_r18_1xb16-mini.py configs/mini/bf-deformable-detr_r18_1xb16-mini.py configs/mini/detr_r18_1xb16-mini.py configs/mini/bf-detr_r18_1xb16-mini.py"}
-DETECTORS=${DETECTORS:-DETR}
+DETECTORS=${DETECTORS:-"DETR DeformableDETR ConditionalDETR DABDETR DINO"}
 export PYTHONUNBUFFERED=1
 t0=$(date +%s)
-timeout "${EQUIV_S:-150}" python3 reproduce/check_fast_equivalence.py configs/mini/*-mini.py \
+timeout "${EQUIV_S:-90}" python3 reproduce/check_fast_equivalence.py configs/mini/*-mini.py \
   --data-root data/fashion_canvas --out "$OUT/fast_equivalence.csv" 2>&1 | grep -v "init_weights\|^ *$" \
   | tee "$OUT/fast_equivalence.log" | grep -v "Warning\|warn"
 echo "[device_speed] equivalence done at $(( $(date +%s) - t0 )) s"
@@ -25,6 +25,6 @@ timeout "${SPEED_S:-300}" python3 reproduce/benchmark_speed.py $CONFIGS --data-r
   | grep -v "Iter(train)" > "$OUT/speed.log"
 tail -20 "$OUT/speed.log"
 echo "[device_speed] speed done at $(( $(date +%s) - t0 )) s"
-timeout "${OVERHEAD_S:-80}" python3 reproduce/benchmark_overhead.py --detectors $DETECTORS --components stock fast \
+timeout "${OVERHEAD_S:-200}" python3 reproduce/benchmark_overhead.py --detectors $DETECTORS --components stock fast \
   --out "$OUT/overhead_full.csv" 2>&1 | tee "$OUT/overhead.log" | tail -12
 echo "[device_speed] overhead done at $(( $(date +%s) - t0 )) s"

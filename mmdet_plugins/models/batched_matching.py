@@ -14,7 +14,8 @@ kernels: L decoder layers x B images = L*B syncs per step. Here:
   encoder proposals) in one :meth:`~BatchedHungarianAssigner.assign_batch` call before the stock per-layer
   losses run, and ``get_targets`` builds each layer's targets from those matches, vectorised over the batch.
 - ``BatchedDETRHead``, ``BatchedDeformableDETRHead``, ``BatchedConditionalDETRHead``, ``BatchedDABDETRHead`` and
-  ``BatchedDINOHead`` (``MODELS``): the mmdet heads with the mixin. Select them with
+  ``BatchedDINOHead`` (``MODELS``): the mmdet heads with the mixin, and with the per-layer loss of
+  :class:`~mmdet_plugins.models.sync_free_loss.SyncFreeLossMixin` (same values, no host-device syncs). Select them with
   ``model.bbox_head.type='Batched...Head'`` and ``model.train_cfg.assigner.type='BatchedHungarianAssigner'``.
 
 Shapes: B images, Q queries, C classification channels, G_i ground truths of image i, G = max_i G_i,
@@ -38,6 +39,8 @@ from mmdet.structures.bbox import bbox_cxcywh_to_xyxy, bbox_overlaps, bbox_xyxy_
 from mmengine.structures import InstanceData
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
+
+from .sync_free_loss import SyncFreeLossMixin
 
 __all__ = ['BatchedHungarianAssigner', 'BatchedTargetsMixin', 'BatchedDETRHead', 'BatchedDeformableDETRHead',
            'BatchedConditionalDETRHead', 'BatchedDABDETRHead', 'BatchedDINOHead']
@@ -426,7 +429,7 @@ _DETR_LOSS_CLS = dict(type='CrossEntropyLoss', bg_cls_weight=0.1, use_sigmoid=Fa
 
 
 @MODELS.register_module()
-class BatchedDETRHead(BatchedTargetsMixin, DETRHead):
+class BatchedDETRHead(BatchedTargetsMixin, SyncFreeLossMixin, DETRHead):
     """:class:`DETRHead` with batched matching (:class:`BatchedTargetsMixin`).
 
     ``DETRHead.__init__`` turns a scalar ``loss_cls.class_weight`` / ``bg_cls_weight`` into the per-class weight
@@ -451,23 +454,23 @@ class BatchedDETRHead(BatchedTargetsMixin, DETRHead):
 
 
 @MODELS.register_module()
-class BatchedDeformableDETRHead(BatchedTargetsMixin, DeformableDETRHead):
+class BatchedDeformableDETRHead(BatchedTargetsMixin, SyncFreeLossMixin, DeformableDETRHead):
     """:class:`DeformableDETRHead` with batched matching; two-stage encoder proposals (relabelled ground
     truths, another query count) are matched by a separate ``assign_batch`` call."""
 
 
 @MODELS.register_module()
-class BatchedConditionalDETRHead(BatchedTargetsMixin, ConditionalDETRHead):
+class BatchedConditionalDETRHead(BatchedTargetsMixin, SyncFreeLossMixin, ConditionalDETRHead):
     """:class:`ConditionalDETRHead` with batched matching."""
 
 
 @MODELS.register_module()
-class BatchedDABDETRHead(BatchedTargetsMixin, DABDETRHead):
+class BatchedDABDETRHead(BatchedTargetsMixin, SyncFreeLossMixin, DABDETRHead):
     """:class:`DABDETRHead` with batched matching."""
 
 
 @MODELS.register_module()
-class BatchedDINOHead(BatchedTargetsMixin, DINOHead):
+class BatchedDINOHead(BatchedTargetsMixin, SyncFreeLossMixin, DINOHead):
     """:class:`DINOHead` with batched matching: the matching queries of all decoder layers and the encoder's
     top-k proposals (same ground truths, same query count) in one ``assign_batch`` call. The denoising targets
     (``get_dn_targets``) are the stock ones."""
