@@ -4,9 +4,11 @@ For each config and variant, mmengine's own training loop runs ``--warmup`` iter
 timed ones (``reproduce/profile_train_step.py``'s measurement: wall clock, ``nvidia-smi`` utilisation, peak
 memory, host-device synchronisations per iteration from a short profiled window). Variants:
 
-    stock      the config as it is (mmdet's heads, HungarianAssigner, one optimiser group per parameter)
-    fast       + the batched matching head and assigner (mmdet_plugins/models/batched_matching.py) and merged
-               optimiser groups (mmdet_plugins/engine/merged_param_groups.py): same matchings, same losses
+    stock      stock mmdet 3.3.0 components: mmdet's heads, HungarianAssigner, one optimiser group per
+               parameter, blocking copies from pageable memory (the mini configs' components are switched back)
+    fast       the batched matching heads with the sync-free per-layer loss and BatchedHungarianAssigner
+               (mmdet_plugins/models/), merged optimiser groups (mmdet_plugins/engine/merged_param_groups.py),
+               pinned, non-blocking image copies: same matchings, same losses (the mini configs' default)
     fast-bf16  + bf16 autocast instead of fp16 (not bitwise equal: judged by a mini run's AP). Not for
                Deformable DETR and DINO: mmcv 2.1.0's multi-scale deformable attention has no bf16 kernel.
 
@@ -22,16 +24,15 @@ from __future__ import annotations
 import argparse
 import os.path as osp
 import sys
+import time
 
 import torch
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-# stock head type -> the head with batched matching
-BATCHED_HEADS = {'DETRHead': 'BatchedDETRHead', 'DeformableDETRHead': 'BatchedDeformableDETRHead',
-                 'ConditionalDETRHead': 'BatchedConditionalDETRHead', 'DABDETRHead': 'BatchedDABDETRHead',
-                 'DINOHead': 'BatchedDINOHead'}
+from mmdet_plugins.models.batched_matching import BATCHED_HEADS, STOCK_HEADS  # noqa: E402
+
 VARIANTS = ('stock', 'fast', 'fast-bf16')
 
 
@@ -40,13 +41,18 @@ def variant_options(config: str, variant: str) -> dict:
     from mmengine.config import Config
     if variant not in VARIANTS:
         raise ValueError(f'unknown variant {variant!r}; known: {VARIANTS}')
-    if variant == 'stock':
-        return {}
     cfg = Config.fromfile(osp.join(REPO, config))
     head = cfg.model.bbox_head.type
-    if head not in BATCHED_HEADS:
+    stock_head = STOCK_HEADS.get(head, head)
+    if stock_head not in BATCHED_HEADS:
         raise SystemExit(f'error: {config}: no batched head for {head!r} (known: {sorted(BATCHED_HEADS)})')
-    options = {'model.bbox_head.type': BATCHED_HEADS[head],
+    if variant == 'stock':
+        return {'model.bbox_head.type': stock_head,
+                'model.train_cfg.assigner.type': 'HungarianAssigner',
+                'optim_wrapper.constructor': 'DefaultOptimWrapperConstructor',
+                'train_dataloader.pin_memory': False,
+                'model.data_preprocessor.non_blocking': False}
+    options = {'model.bbox_head.type': BATCHED_HEADS[stock_head],
                'model.train_cfg.assigner.type': 'BatchedHungarianAssigner',
                'optim_wrapper.constructor': 'MergedGroupsOptimWrapperConstructor',
                # images copied to the GPU from pinned memory without blocking the host
@@ -113,6 +119,7 @@ def main(argv=None):
                                           profile_iters=args.profile_iters, batch_size=args.batch_size,
                                           cfg_options=options,
                                           trace_dir=osp.join(args.trace_dir, variant) if args.trace_dir else None)
+            started = time.perf_counter()
             summary, parts = profile_config(config, run_args, device)
             if run_args.trace_dir:  # where the step's host and GPU time go, by labelled part
                 name = osp.splitext(osp.basename(config))[0]
@@ -122,7 +129,8 @@ def main(argv=None):
                              it_per_s=round(1.0 / summary['s_per_iter'], 3), gpu_util_smi=summary['gpu_util_smi'],
                              gpu_busy_profiled=summary['gpu_busy'], syncs_per_iter=summary['stream_syncs_per_iter'],
                              peak_gib=summary['peak_gib'], batch_size=summary['batch_size']))
-            print(f'{osp.basename(config)} [{variant}]: {summary["s_per_iter"]:.3f} s/iter', flush=True)
+            print(f'{osp.basename(config)} [{variant}]: {summary["s_per_iter"]:.3f} s/iter '
+                  f'({time.perf_counter() - started:.0f} s for the whole measurement)', flush=True)
     df = pd.DataFrame(rows)
     stock = {r.config: r.s_per_iter for r in df.itertuples() if r.variant == 'stock'}
     df['speedup_vs_stock'] = [round(stock[c] / s, 2) if c in stock else float('nan')

@@ -71,15 +71,17 @@ def quiet_init_weights(model):
 
 
 def build_pair(cfg, device):
-    """The stock detector of ``cfg`` (initialised, seed 0) and the fast one with the same weights."""
+    """The stock detector of ``cfg`` (mmdet's head and HungarianAssigner; initialised, seed 0) and the fast one
+    (the batched head and assigner) with the same weights. ``cfg`` may name either."""
     from mmdet.registry import MODELS
-    from reproduce.benchmark_speed import BATCHED_HEADS
+    from mmdet_plugins.models.batched_matching import BATCHED_HEADS, STOCK_HEADS
+    head = STOCK_HEADS.get(cfg.model.bbox_head.type, cfg.model.bbox_head.type)
+    stock_cfg, fast_cfg = copy.deepcopy(cfg.model), copy.deepcopy(cfg.model)
+    stock_cfg.bbox_head.type, stock_cfg.train_cfg.assigner.type = head, 'HungarianAssigner'
+    fast_cfg.bbox_head.type, fast_cfg.train_cfg.assigner.type = BATCHED_HEADS[head], 'BatchedHungarianAssigner'
     torch.manual_seed(0)
-    stock = MODELS.build(copy.deepcopy(cfg.model))
+    stock = MODELS.build(stock_cfg)
     quiet_init_weights(stock)
-    fast_cfg = copy.deepcopy(cfg.model)
-    fast_cfg.bbox_head.type = BATCHED_HEADS[fast_cfg.bbox_head.type]
-    fast_cfg.train_cfg.assigner.type = 'BatchedHungarianAssigner'
     fast = MODELS.build(fast_cfg)
     fast.load_state_dict(stock.state_dict(), strict=True)
     return without_dropout(stock).to(device).train(), without_dropout(fast).to(device).train()

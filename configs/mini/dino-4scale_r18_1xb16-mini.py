@@ -8,7 +8,9 @@ model = dict(
     backbone={{_base_.mini_backbone_c3c5}},
     neck=dict(in_channels=[128, 256, 512]),
     num_queries=50,
-    bbox_head=dict(num_classes=10),
+    data_preprocessor={{_base_.mini_data_preprocessor}},
+    bbox_head=dict(type='BatchedDINOHead', num_classes=10),  # batched matching (same matches and losses as stock)
+    train_cfg={{_base_.mini_fast_train_cfg}},
     test_cfg=dict(max_per_img=50))
 
 train_dataloader = {{_base_.mini_train_dataloader}}

@@ -1,6 +1,6 @@
-from .batched_matching import (BatchedConditionalDETRHead, BatchedDABDETRHead, BatchedDeformableDETRHead,
+from .batched_matching import (BATCHED_HEADS, STOCK_HEADS, BatchedConditionalDETRHead, BatchedDABDETRHead, BatchedDeformableDETRHead,
                                BatchedDETRHead, BatchedDINOHead, BatchedHungarianAssigner, BatchedTargetsMixin)
 from .sync_free_loss import SyncFreeLossMixin
 
-__all__ = ['BatchedHungarianAssigner', 'BatchedTargetsMixin', 'BatchedDETRHead', 'BatchedDeformableDETRHead',
+__all__ = ['BATCHED_HEADS', 'STOCK_HEADS', 'BatchedHungarianAssigner', 'BatchedTargetsMixin', 'BatchedDETRHead', 'BatchedDeformableDETRHead',
            'BatchedConditionalDETRHead', 'BatchedDABDETRHead', 'BatchedDINOHead', 'SyncFreeLossMixin']

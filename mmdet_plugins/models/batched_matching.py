@@ -42,7 +42,7 @@ from torch import Tensor
 
 from .sync_free_loss import SyncFreeLossMixin
 
-__all__ = ['BatchedHungarianAssigner', 'BatchedTargetsMixin', 'BatchedDETRHead', 'BatchedDeformableDETRHead',
+__all__ = ['BATCHED_HEADS', 'STOCK_HEADS', 'BatchedHungarianAssigner', 'BatchedTargetsMixin', 'BatchedDETRHead', 'BatchedDeformableDETRHead',
            'BatchedConditionalDETRHead', 'BatchedDABDETRHead', 'BatchedDINOHead']
 
 # One item's matching, as scipy returns it: (query indices, gt indices), int64, sorted by query index.
@@ -482,3 +482,10 @@ class BatchedDINOHead(BatchedTargetsMixin, SyncFreeLossMixin, DINOHead):
         if arguments['enc_cls_scores'] is not None:
             outputs.append((arguments['enc_cls_scores'][None], arguments['enc_bbox_preds'][None]))
         return outputs
+
+
+# mmdet head type -> the same head with batched matching and the sync-free loss (and back)
+BATCHED_HEADS = {'DETRHead': 'BatchedDETRHead', 'DeformableDETRHead': 'BatchedDeformableDETRHead',
+                 'ConditionalDETRHead': 'BatchedConditionalDETRHead', 'DABDETRHead': 'BatchedDABDETRHead',
+                 'DINOHead': 'BatchedDINOHead'}
+STOCK_HEADS = {batched: stock for stock, batched in BATCHED_HEADS.items()}

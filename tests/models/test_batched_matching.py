@@ -17,7 +17,7 @@ import mmdet_plugins  # noqa: F401  (registers the batched heads and assigner)
 from mmdet.models.task_modules.assigners import BBoxL1Cost, HungarianAssigner
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.utils import register_all_modules
-from mmdet_plugins.models import BatchedHungarianAssigner
+from mmdet_plugins.models import BATCHED_HEADS, STOCK_HEADS, BatchedHungarianAssigner
 from mmdet_plugins.zoo import config_path
 
 register_all_modules()
@@ -242,9 +242,17 @@ def count_calls(monkeypatch, owner, name):
     return count
 
 
-def batched_model_cfg(model_cfg):
+def stock_model_cfg(model_cfg):
+    """The model config with mmdet's own head and HungarianAssigner (the mini configs name the batched ones)."""
     cfg = copy.deepcopy(model_cfg)
-    cfg.bbox_head.type = 'Batched' + cfg.bbox_head.type
+    cfg.bbox_head.type = STOCK_HEADS.get(cfg.bbox_head.type, cfg.bbox_head.type)
+    cfg.train_cfg.assigner.type = 'HungarianAssigner'
+    return cfg
+
+
+def batched_model_cfg(model_cfg):
+    cfg = stock_model_cfg(model_cfg)
+    cfg.bbox_head.type = BATCHED_HEADS[cfg.bbox_head.type]
     cfg.train_cfg.assigner.type = 'BatchedHungarianAssigner'
     return cfg
 
@@ -255,7 +263,7 @@ def build_pair(name, bf, **overrides):
     torch.manual_seed(0)
     model_cfg = shrink_model_cfg(load_config(config_path(name, bf, 'mini')).model)
     model_cfg.update(overrides)
-    stock = MODELS.build(copy.deepcopy(model_cfg))
+    stock = MODELS.build(stock_model_cfg(model_cfg))
     quiet_init_weights(stock)
     batched = MODELS.build(batched_model_cfg(model_cfg))
     batched.load_state_dict(stock.state_dict(), strict=True)
@@ -309,13 +317,13 @@ def test_two_stage_deformable_detr_matches_encoder_proposals_separately(bf, monk
 
 @pytest.mark.parametrize('name', ['DETR', 'DINO'])
 def test_config_switch_trains_one_iteration(name):
-    """``model.bbox_head.type='Batched...Head'`` + ``model.train_cfg.assigner.type='BatchedHungarianAssigner'``
-    in a BatchFormerV2 mini config: builds and runs one training step (data preprocessor, loss, update)."""
+    """The BatchFormerV2 mini configs name ``Batched...Head`` and ``BatchedHungarianAssigner`` (the fast
+    components are their default): the model builds and runs one training step (preprocessor, loss, update)."""
     from mmengine.optim import OptimWrapper
     cfg = load_config(config_path(name, True, 'mini'))
-    head_type = cfg.model.bbox_head.type
-    cfg.merge_from_dict({'model.bbox_head.type': 'Batched' + head_type,
-                         'model.train_cfg.assigner.type': 'BatchedHungarianAssigner'})
+    head_type = STOCK_HEADS[cfg.model.bbox_head.type]
+    assert cfg.model.train_cfg.assigner.type == 'BatchedHungarianAssigner'
+    assert cfg.model.data_preprocessor.non_blocking is True
     torch.manual_seed(0)
     model = MODELS.build(shrink_model_cfg(cfg.model))
     quiet_init_weights(model)
@@ -335,6 +343,7 @@ def test_config_switch_trains_one_iteration(name):
 def test_batched_detr_head_keeps_background_class_weight():
     """DETRHead builds its no-object class weight only when ``type(self) is DETRHead``; the subclass must too."""
     cfg = load_config(config_path('DETR', False, 'mini')).model.bbox_head
+    cfg.type = 'DETRHead'
     stock = MODELS.build(copy.deepcopy(cfg))
     cfg.type = 'BatchedDETRHead'
     batched = MODELS.build(cfg)

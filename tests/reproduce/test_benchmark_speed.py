@@ -23,7 +23,10 @@ def test_fast_variant_swaps_in_registered_components(config, head):
     from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
     import mmdet_plugins  # noqa: F401
     from reproduce.benchmark_speed import variant_options
-    assert variant_options(config, 'stock') == {}
+    stock = variant_options(config, 'stock')  # the mini configs default to the fast components: switched back
+    assert MODELS.get(stock['model.bbox_head.type']) is not None and not stock['model.bbox_head.type'].startswith('B')
+    assert stock['model.train_cfg.assigner.type'] == 'HungarianAssigner'
+    assert stock['optim_wrapper.constructor'] == 'DefaultOptimWrapperConstructor'
     fast = variant_options(config, 'fast')
     assert fast['model.bbox_head.type'] == head and MODELS.get(head) is not None
     assert TASK_UTILS.get(fast['model.train_cfg.assigner.type']) is not None
