@@ -1,0 +1,70 @@
+"""Markdown table of the training-speed benchmark (reproduce/benchmark_speed.py's CSV).
+
+    python reproduce/speed_table.py [results/measured/speed.csv] [--readme README.md]
+
+Writes results/tables/<csv name>_mini.md (``--out`` to choose) and, with ``--readme``, replaces the README's
+``speed_mini`` block (see reproduce/readme_blocks.py).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os.path as osp
+import sys
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from mmdet_plugins.provenance import atomic_write_text  # noqa: E402
+from reproduce.detection_results import ResultsFileError, read_results_csv  # noqa: E402
+from reproduce.readme_blocks import replace_block  # noqa: E402
+
+REQUIRED = ['config', 'variant', 's_per_iter', 'it_per_s', 'gpu_util_smi', 'syncs_per_iter', 'peak_gib',
+            'speedup_vs_stock', 'bf_over_baseline', 'hardware', 'commit', 'date']
+
+
+def _num(value, fmt):
+    return '–' if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, fmt)
+
+
+def render(df) -> str:
+    lines = ['| config | components | s / iteration | iterations / s | **speed-up vs stock** | BF / baseline step '
+             '| GPU utilisation % | syncs / iteration | peak GiB |',
+             '|---|---|---|---|---|---|---|---|---|']
+    for r in df.itertuples():
+        lines.append(f'| `{osp.basename(r.config)}` | {r.variant} | {r.s_per_iter:.3f} | {r.it_per_s:.2f} | '
+                     f'**{_num(r.speedup_vs_stock, ".2f")}x** | {_num(r.bf_over_baseline, ".2f")} | '
+                     f'{_num(r.gpu_util_smi, ".0f")} | {_num(r.syncs_per_iter, ".0f")} | {r.peak_gib:.2f} |')
+    provenance = sorted({f'{r.hardware}, commit {r.commit}, {r.date}' for r in df.itertuples()})
+    lines += ['', 'Mini configs, batch 16 of 320x320, fp16 AMP unless the variant says bf16; mmengine\'s training loop, '
+              'seconds per iteration over the timed iterations after warm-up (`reproduce/benchmark_speed.py`). '
+              '`stock`: mmdet 3.3.0 components; `fast`: this repository\'s (the mini configs\' default). '
+              f'Measured on: {"; ".join(provenance)}.']
+    return '\n'.join(lines) + '\n'
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('csv', nargs='?', default=osp.join(REPO, 'results', 'measured', 'speed.csv'))
+    parser.add_argument('--out', help='markdown file (default results/tables/<csv name>_mini.md)')
+    parser.add_argument('--readme', help="also replace this README's speed_mini block")
+    args = parser.parse_args(argv)
+    try:
+        df = read_results_csv(args.csv, required=REQUIRED, keys=['config', 'variant'])
+    except ResultsFileError as e:
+        raise SystemExit(f'error: {e} (reproduce/benchmark_speed.py writes it)')
+    table = render(df)
+    out = args.out or osp.join(REPO, 'results', 'tables', osp.splitext(osp.basename(args.csv))[0] + '_mini.md')
+    atomic_write_text(out, table)
+    print(table)
+    if args.readme:
+        try:
+            text = replace_block(open(args.readme).read(), 'speed_mini', table)
+        except ValueError as e:
+            raise SystemExit(f'error: {args.readme}: {e}')
+        atomic_write_text(args.readme, text)
+        print(f'updated {args.readme}')
+
+
+if __name__ == '__main__':
+    main()
