@@ -1,35 +1,61 @@
 #!/usr/bin/env bash
-# Schedule calibration of the DETR-style mini configs: short runs (1800 iterations, lr x0.1 at 1440, validation
-# at 900 and 1800) of four variants side by side, one per GPU, to see whether a detector learns at all before
-# paying for its seeds. Writes the json logs to results/logs/calibration_mini/ and a summary table to
-# results/tables/calibration_mini.md (reproduce/log_summary.py).
-#   bash reproduce/calibrate_mini.sh            # on a machine with 4 GPUs (fewer: the runs share them)
-# Variants: DETR with ResNet-18 C4 features (stride 16) instead of C5; Conditional DETR with C5 and with C4;
-# DAB-DETR with C5. (DETR with C5 is the table's own config: results/logs/detection_mini/DETR-base-s0.json.)
+# Schedule calibration of the DETR-style mini configs: short runs of four variants side by side, one per GPU,
+# with validations on the way, to see whether a detector learns at all before paying for its seeds. Writes the
+# json logs to results/logs/calibration_mini/ and a summary of every calibration log there (with the table's
+# DETR and Deformable DETR runs for reference) to results/tables/calibration_mini.md (reproduce/log_summary.py).
+#   bash reproduce/calibrate_mini.sh [scratch|pretrained]     # on a machine with 4 GPUs (fewer: they share)
+# scratch (1800 iterations, validation at 900 and 1800), from-scratch backbones: DETR with ResNet-18 C4
+#   features (stride 16) instead of C5; Conditional DETR with C5 and with C4; DAB-DETR with C5.
+# pretrained (2400 iterations, validation at 1200 and 2400), the Fashion-MNIST-pretrained ResNet-18 (made first
+#   when missing: python -m mmdet_plugins.pretrain.fashion_mnist_backbone): DETR and Conditional DETR, C5, with
+#   the backbone at 0.1x the learning rate (the configs' setting) and at 1x.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] && PY=.venv/bin/python
-S="train_cfg.max_iters=1800 train_cfg.val_interval=900 param_scheduler.0.end=1800 param_scheduler.0.milestones=[1440] default_hooks.checkpoint.interval=100000"
-C4="model.backbone.out_indices=(2,) model.neck.in_channels=[256]"
+SET=${1:-pretrained}
 NGPU=$("$PY" -c 'import torch; print(max(1, torch.cuda.device_count()))')
+C4="model.backbone.out_indices=(2,) model.neck.in_channels=[256]"
+LR1="optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult=1.0"
+SCRATCH="model.backbone.init_cfg=None optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult=1.0"
+case "$SET" in
+  scratch) ITERS=1800 ;;
+  pretrained) ITERS=2400 ;;
+  *) echo "error: unknown set '$SET' (scratch or pretrained)" >&2; exit 2 ;;
+esac
+S="train_cfg.max_iters=$ITERS train_cfg.val_interval=$(( ITERS / 2 )) param_scheduler.0.end=$ITERS param_scheduler.0.milestones=[$(( ITERS * 4 / 5 ))] default_hooks.checkpoint.interval=100000"
 i=0
+names=()
 run() {  # name config [cfg-options...]
   local name=$1 cfg=$2; shift 2
   CUDA_VISIBLE_DEVICES=$(( i % NGPU )) "$PY" tools/train.py "configs/mini/$cfg" --work-dir "work_dirs/calib/$name" \
     --cfg-options $S "$@" > "work_dirs/calib/$name.log" 2>&1 &
-  i=$(( i + 1 ))
+  i=$(( i + 1 )); names+=("$name")
 }
 mkdir -p work_dirs/calib results/logs/calibration_mini
-run detr-c4 detr_r18_1xb16-mini.py $C4
-run cond-c5 conditional-detr_r18_1xb16-mini.py
-run dab-c5 dab-detr_r18_1xb16-mini.py
-run cond-c4 conditional-detr_r18_1xb16-mini.py $C4
+if [ "$SET" = scratch ]; then
+  run detr-c4 detr_r18_1xb16-mini.py $SCRATCH $C4
+  run cond-c5 conditional-detr_r18_1xb16-mini.py $SCRATCH
+  run dab-c5 dab-detr_r18_1xb16-mini.py $SCRATCH
+  run cond-c4 conditional-detr_r18_1xb16-mini.py $SCRATCH $C4
+else
+  ckpt=data/pretrained/resnet18_gn_fashion_mnist.pth
+  [ -f "$ckpt" ] || "$PY" -m mmdet_plugins.pretrain.fashion_mnist_backbone "$ckpt" 2>&1 | tee work_dirs/calib/pretrain.log
+  cp "$ckpt" /dev/null  # fail here, not in four runs, if it is missing
+  run detr-pre detr_r18_1xb16-mini.py
+  run detr-pre-lr1 detr_r18_1xb16-mini.py $LR1
+  run cond-pre conditional-detr_r18_1xb16-mini.py
+  run cond-pre-lr1 conditional-detr_r18_1xb16-mini.py $LR1
+fi
 wait
-for name in detr-c4 cond-c5 cond-c4 dab-c5; do
+for name in "${names[@]}"; do
   cp "$(ls -t work_dirs/calib/$name/*/vis_data/scalars.json | head -1)" results/logs/calibration_mini/$name.json
 done
-"$PY" reproduce/log_summary.py results/logs/calibration_mini/{detr-c4,cond-c5,cond-c4,dab-c5}.json \
+logs=()
+for name in detr-c4 cond-c5 cond-c4 dab-c5 detr-pre detr-pre-lr1 cond-pre cond-pre-lr1; do
+  [ -f results/logs/calibration_mini/$name.json ] && logs+=(results/logs/calibration_mini/$name.json)
+done
+"$PY" reproduce/log_summary.py "${logs[@]}" \
   results/logs/detection_mini/DETR-base-s0.json results/logs/detection_mini/DeformableDETR-base-s0.json \
   --title "Mini-scale schedule calibration (reproduce/calibrate_mini.sh); provenance: results/logs/calibration_mini/README.md" \
   --out results/tables/calibration_mini.md

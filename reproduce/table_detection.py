@@ -109,6 +109,7 @@ def apply_smoke_overrides(cfg):
     cfg.default_hooks.logger.interval = 1
     cfg.model.num_queries = 20
     cfg.model.test_cfg.max_per_img = 20
+    cfg.model.backbone.init_cfg = None  # no pretrained backbone (its pretraining is a GPU job)
     if 'dn_cfg' in cfg.model:
         cfg.model.dn_cfg.group_cfg = dict(dynamic=True, num_groups=None, num_dn_queries=10)
 
@@ -440,6 +441,27 @@ def ensure_data(args):
         raise SystemExit(f'error: {e}')
 
 
+def ensure_pretrained_backbones(configs, scale: str, dry_run: bool = False):
+    """Make the Fashion-MNIST-pretrained backbone checkpoint that mini configs load, when it is missing."""
+    from mmengine.config import Config
+    from mmdet_plugins.pretrain import fashion_mnist_backbone as pretrain
+    if scale != 'mini':
+        return
+    needed = set()
+    for config in configs:
+        init = Config.fromfile(osp.join(REPO, config)).model.backbone.get('init_cfg') or {}
+        if init.get('type') == 'Pretrained' and not osp.isfile(init['checkpoint']):
+            needed.add(init['checkpoint'])
+    for path in sorted(needed):
+        print(f'pretraining the backbone checkpoint {path} (python -m mmdet_plugins.pretrain.'
+              f'fashion_mnist_backbone {path}) ...', flush=True)
+        if not dry_run:
+            try:
+                pretrain.main([path])
+            except FileNotFoundError as e:  # Fashion-MNIST missing
+                raise SystemExit(f'error: {e}')
+
+
 def main(argv=None):
     args = parse_args(argv)
     from mmengine.config import Config
@@ -493,6 +515,7 @@ def main(argv=None):
     new_rows, failed = [], []
     if not args.collect_only:
         ensure_data(args)
+        ensure_pretrained_backbones(sorted({run.config for run in train_runs}), args.scale)
         new_rows, failed = execute(train_runs, args, stored_keys, schedule_of, logs_dir, gpu_name(args.scale))
     # rows from work dirs (also runs finished in earlier calls) + stored rows not superseded
     rows = {}

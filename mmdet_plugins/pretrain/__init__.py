@@ -1,0 +1,1 @@
+"""Backbone pretraining for the mini benchmark (see fashion_mnist_backbone)."""
