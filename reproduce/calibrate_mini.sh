@@ -52,10 +52,10 @@ for name in "${names[@]}"; do
   cp "$(ls -t work_dirs/calib/$name/*/vis_data/scalars.json | head -1)" results/logs/calibration_mini/$name.json
 done
 logs=()
-for name in detr-c4 cond-c5 cond-c4 dab-c5 detr-pre detr-pre-lr1 cond-pre cond-pre-lr1; do
+for name in detr-c4 cond-c5 cond-c4 dab-c5 detr-c5-3000-scratch detr-pre detr-pre-lr1 cond-pre cond-pre-lr1; do
   [ -f results/logs/calibration_mini/$name.json ] && logs+=(results/logs/calibration_mini/$name.json)
 done
 "$PY" reproduce/log_summary.py "${logs[@]}" \
-  results/logs/detection_mini/DETR-base-s0.json results/logs/detection_mini/DeformableDETR-base-s0.json \
+  results/logs/detection_mini/DeformableDETR-base-s0.json \
   --title "Mini-scale schedule calibration (reproduce/calibrate_mini.sh); provenance: results/logs/calibration_mini/README.md" \
   --out results/tables/calibration_mini.md

@@ -77,7 +77,9 @@ def build_pair(cfg, device):
     from mmdet_plugins.models.batched_matching import BATCHED_HEADS, STOCK_HEADS
     head = STOCK_HEADS.get(cfg.model.bbox_head.type, cfg.model.bbox_head.type)
     stock_cfg, fast_cfg = copy.deepcopy(cfg.model), copy.deepcopy(cfg.model)
+    stock_cfg.backbone.init_cfg = None  # random weights: equality does not need a pretrained checkpoint
     stock_cfg.bbox_head.type, stock_cfg.train_cfg.assigner.type = head, 'HungarianAssigner'
+    fast_cfg.backbone.init_cfg = None
     fast_cfg.bbox_head.type, fast_cfg.train_cfg.assigner.type = BATCHED_HEADS[head], 'BatchedHungarianAssigner'
     torch.manual_seed(0)
     stock = MODELS.build(stock_cfg)

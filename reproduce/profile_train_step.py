@@ -127,6 +127,7 @@ def profile_config(config, args, device):
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=10 ** 9, save_last=False)
     cfg.default_hooks.logger.interval = 50
     cfg.randomness = dict(seed=0)
+    cfg.model.backbone.init_cfg = None  # timing only: no pretrained checkpoint needed
     if device.type == 'cpu':
         cfg.optim_wrapper.type = 'OptimWrapper'
         cfg.optim_wrapper.pop('loss_scale', None)
