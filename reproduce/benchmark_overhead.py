@@ -30,11 +30,13 @@ def build(config: str, device, components: str = 'stock'):
     assigner (``reproduce/benchmark_speed.py``'s ``fast`` variant; same matchings and losses)."""
     from mmengine.config import Config
     from mmdet.registry import MODELS
-    from reproduce.benchmark_speed import BATCHED_HEADS
+    from reproduce.benchmark_speed import BATCHED_HEADS, STOCK_HEADS
     cfg = Config.fromfile(osp.join(REPO, config))
     cfg.model.backbone.init_cfg = None
+    head = STOCK_HEADS.get(cfg.model.bbox_head.type, cfg.model.bbox_head.type)
+    cfg.model.bbox_head.type = head
     if components == 'fast':
-        cfg.model.bbox_head.type = BATCHED_HEADS[cfg.model.bbox_head.type]
+        cfg.model.bbox_head.type = BATCHED_HEADS[head]
         cfg.model.train_cfg.assigner.type = 'BatchedHungarianAssigner'
     model = MODELS.build(cfg.model)
     model.init_weights()

@@ -9,8 +9,9 @@ memory, host-device synchronisations per iteration from a short profiled window)
     fast       the batched matching heads with the sync-free per-layer loss and BatchedHungarianAssigner
                (mmdet_plugins/models/), merged optimiser groups (mmdet_plugins/engine/merged_param_groups.py),
                pinned, non-blocking image copies: same matchings, same losses (the mini configs' default)
-    fast-bf16  + bf16 autocast instead of fp16 (not bitwise equal: judged by a mini run's AP). Not for
-               Deformable DETR and DINO: mmcv 2.1.0's multi-scale deformable attention has no bf16 kernel.
+    fast-bf16  + bf16 autocast instead of fp16 (not bitwise equal: judged by a mini run's AP). DETR only:
+               mmcv 2.1.0 has no bf16 kernel for multi-scale deformable attention (Deformable DETR, DINO) nor
+               for sigmoid_focal_loss (Conditional DETR, DAB-DETR, and those two).
 
 Writes one row per config and variant (seconds and iterations per second, GPU utilisation, peak memory,
 speed-up over ``stock`` of the same config, BatchFormerV2's step-time ratio over the baseline config of the same
@@ -62,6 +63,9 @@ def variant_options(config: str, variant: str) -> dict:
         if uses_deformable_attention(cfg.model.type):
             raise ValueError(f'{config}: fast-bf16 is not available for {cfg.model.type}: mmcv 2.1.0 has no '
                              f'bf16 kernel for multi-scale deformable attention')
+        if cfg.model.bbox_head.get('loss_cls', {}).get('type') == 'FocalLoss':
+            raise ValueError(f'{config}: fast-bf16 is not available with FocalLoss: mmcv 2.1.0\'s '
+                             f'sigmoid_focal_loss has no bf16 kernel')
         options['optim_wrapper.dtype'] = 'bfloat16'
     return options
 
@@ -131,6 +135,18 @@ def main(argv=None):
                              peak_gib=summary['peak_gib'], batch_size=summary['batch_size']))
             print(f'{osp.basename(config)} [{variant}]: {summary["s_per_iter"]:.3f} s/iter '
                   f'({time.perf_counter() - started:.0f} s for the whole measurement)', flush=True)
+            write_speed_csv(rows, args, device)  # after every run: a time limit loses only the run under way
+    df = write_speed_csv(rows, args, device)
+    print(df[['config', 'variant', 's_per_iter', 'speedup_vs_stock', 'bf_over_baseline', 'gpu_util_smi',
+              'peak_gib']].to_string(index=False))
+    print(f'wrote {args.out}')
+    return 0
+
+
+def write_speed_csv(rows, args, device):
+    """The CSV of the runs so far, with the ratios and provenance (atomically replaced)."""
+    import pandas as pd
+    from mmdet_plugins.provenance import atomic_write_text, git_commit, hardware, today
     df = pd.DataFrame(rows)
     stock = {r.config: r.s_per_iter for r in df.itertuples() if r.variant == 'stock'}
     df['speedup_vs_stock'] = [round(stock[c] / s, 2) if c in stock else float('nan')
@@ -144,10 +160,7 @@ def main(argv=None):
     df['torch'] = torch.__version__
     df['commit'], df['date'] = git_commit(), today()
     atomic_write_text(args.out, df.to_csv(index=False))
-    print(df[['config', 'variant', 's_per_iter', 'speedup_vs_stock', 'bf_over_baseline', 'gpu_util_smi',
-              'peak_gib']].to_string(index=False))
-    print(f'wrote {args.out}')
-    return 0
+    return df
 
 
 if __name__ == '__main__':

@@ -157,8 +157,8 @@ def render_table(df, paper, scale: str, banner=None) -> str:
     not_learned = [e['detector'] for e in summarise(df) if e['AP_base_mean'] < NOT_LEARNED_AP]
     if not_learned:
         lines += ['', f'**Not a measurement of BatchFormerV2:** {", ".join(not_learned)}: the baseline stayed at '
-                  f'chance (AP < {NOT_LEARNED_AP:g}) on this schedule, so its row says only that the schedule is '
-                  'too short for this detector from scratch.']
+                  f'chance (AP < {NOT_LEARNED_AP:g}) with this config, so its row says only that this detector '
+                  'does not learn here in this schedule, not whether BatchFormerV2 helps it.']
     if paper is not None:
         sources = sorted(set(paper.source.dropna()))
         lines += ['', 'Paper sources: ' + '; '.join(sources)]

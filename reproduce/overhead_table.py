@@ -50,7 +50,7 @@ def render(df, official) -> str:
                  f'ResNet-50 (random init), fp32, one training step = forward + backward + clip + AdamW, medians. '
                  f'Measured on {first.gpu}, commit {first.commit}, {first.date} '
                  f'(`reproduce/benchmark_overhead.py`). Components: `stock` = mmdet 3.3.0 heads and matcher, '
-                 f'`fast` = batched matching (mmdet_plugins/models/batched_matching.py). '
+                 f'`fast` = the Batched*Head heads (batched matching and the sync-free per-layer loss, mmdet_plugins/models/). '
                  f'Official fork: results/reference/official_overhead_h200.csv (measured separately on the same '
                  f'GPU kind, not in this run).')
     return '\n'.join(lines) + '\n'

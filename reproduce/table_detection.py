@@ -441,7 +441,7 @@ def ensure_data(args):
         raise SystemExit(f'error: {e}')
 
 
-def ensure_pretrained_backbones(configs, scale: str, dry_run: bool = False):
+def ensure_pretrained_backbones(configs, scale: str):
     """Make the Fashion-MNIST-pretrained backbone checkpoint that mini configs load, when it is missing."""
     from mmengine.config import Config
     from mmdet_plugins.pretrain import fashion_mnist_backbone as pretrain
@@ -450,16 +450,16 @@ def ensure_pretrained_backbones(configs, scale: str, dry_run: bool = False):
     needed = set()
     for config in configs:
         init = Config.fromfile(osp.join(REPO, config)).model.backbone.get('init_cfg') or {}
-        if init.get('type') == 'Pretrained' and not osp.isfile(init['checkpoint']):
-            needed.add(init['checkpoint'])
+        path = osp.join(REPO, init.get('checkpoint') or '')  # runs train with the repository as cwd
+        if init.get('type') == 'Pretrained' and not osp.isfile(path):
+            needed.add(path)
     for path in sorted(needed):
         print(f'pretraining the backbone checkpoint {path} (python -m mmdet_plugins.pretrain.'
               f'fashion_mnist_backbone {path}) ...', flush=True)
-        if not dry_run:
-            try:
-                pretrain.main([path])
-            except FileNotFoundError as e:  # Fashion-MNIST missing
-                raise SystemExit(f'error: {e}')
+        try:
+            pretrain.main([path])
+        except FileNotFoundError as e:  # Fashion-MNIST missing
+            raise SystemExit(f'error: {e}')
 
 
 def main(argv=None):

@@ -1,6 +1,7 @@
 from .checkpoint_compat import load_local_checkpoint
 from .deadline_hook import StopAtDeadlineHook
+from .grad_per_class_hook import GradPerClassHook
 from .merged_param_groups import MergedGroupsOptimWrapperConstructor, merge_param_groups
 
-__all__ = ['load_local_checkpoint', 'StopAtDeadlineHook', 'MergedGroupsOptimWrapperConstructor',
+__all__ = ['load_local_checkpoint', 'StopAtDeadlineHook', 'GradPerClassHook', 'MergedGroupsOptimWrapperConstructor',
            'merge_param_groups']

@@ -15,7 +15,9 @@ returns the numbers of positive and negative queries as ints, so the averaging f
 whether any query is positive is ``num_total_pos > 0``. The factors of all images are copied once per call, from
 pinned memory without blocking. The loss terms are the same functions with the same arguments, so the losses are
 equal to the stock ones (``tests/models/test_sync_free_loss.py``). Distributed training keeps the stock
-reductions (``reduce_mean`` across GPUs needs device tensors); only the factor copies and the loss tests change.
+reductions (``reduce_mean`` across GPUs needs device tensors); only the factor copies and the loss tests change,
+and the class-loss factor is clamped on the device (a ``(1,)`` tensor 1.0 where stock's ``max(., 1)`` gives the
+int 1: same value, a ``(1,)`` instead of a 0-d loss in that corner).
 """
 from __future__ import annotations
 
@@ -107,7 +109,7 @@ class SyncFreeLossMixin:
 
         if _distributed():  # the stock mean over GPUs (a sync)
             avg_factor = torch.clamp(reduce_mean(loss_cls.new_tensor([num_total_pos])), min=1).item()
-        else:  # stock: new_tensor([n]).item() in loss_cls's dtype, at least 1; n <= B * Q is exact there
+        else:  # stock: new_tensor([n]).item() in loss_cls's dtype (fp32: the fp32 label weights promote it), >= 1
             avg_factor = max(float(num_total_pos), 1.0)
 
         factors = image_scale_factors(batch_img_metas, Q, bbox_preds)

@@ -27,12 +27,13 @@ def test_fast_variant_swaps_in_registered_components(config, head):
     assert MODELS.get(stock['model.bbox_head.type']) is not None and not stock['model.bbox_head.type'].startswith('B')
     assert stock['model.train_cfg.assigner.type'] == 'HungarianAssigner'
     assert stock['optim_wrapper.constructor'] == 'DefaultOptimWrapperConstructor'
+    assert stock['train_dataloader.pin_memory'] is False and stock['model.data_preprocessor.non_blocking'] is False
     fast = variant_options(config, 'fast')
     assert fast['model.bbox_head.type'] == head and MODELS.get(head) is not None
     assert TASK_UTILS.get(fast['model.train_cfg.assigner.type']) is not None
     assert OPTIM_WRAPPER_CONSTRUCTORS.get(fast['optim_wrapper.constructor']) is not None
     assert fast['train_dataloader.pin_memory'] is True and fast['model.data_preprocessor.non_blocking'] is True
-    if 'deformable' in config or 'dino' in config:
+    if 'deformable' in config or 'dino' in config or 'conditional' in config or 'dab' in config:
         with pytest.raises(ValueError, match='no bf16 kernel'):
             variant_options(config, 'fast-bf16')
     else:

@@ -7,8 +7,9 @@ mini_canvas = 320
 mini_classes = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag',
                 'Ankle boot')
 
-# ResNet-18 trained from scratch (no pretrained weights can be had here), GroupNorm so that no statistic
-# couples the images of a batch (BatchFormerV2 is then the only cross-sample path).
+# ResNet-18 with GroupNorm so that no statistic couples the images of a batch (BatchFormerV2 is then the only
+# cross-sample path). Trained from scratch by Deformable DETR and DINO (no ImageNet weights can be had here);
+# the DETR-style detectors start from the Fashion-MNIST-pretrained one below.
 # mini_backbone_c5: the last stage only (DETR, Conditional DETR, DAB-DETR; neck in_channels [512]);
 # mini_backbone_c3c5: stages 2-4 (Deformable DETR, DINO; neck in_channels [128, 256, 512]).
 mini_backbone_c5 = dict(
