@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Regenerate every figure from what is stored under results/ (no training):
+#   bash analysis/make_figures.sh [OUT_DIR]      (default results/figures)
+# Figures whose inputs are not stored yet are skipped with a message saying how to make them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] && PY=.venv/bin/python
+OUT=${1:-results/figures}
+mkdir -p "$OUT"
+
+"$PY" analysis/plot_curves.py results/logs/detection_mini/*.json --smooth 3 -o "$OUT/curves_detection_mini.png" \
+  --title "Mini benchmark, stock mmdet components (results/logs/detection_mini)"
+"$PY" analysis/plot_curves.py results/logs/detection_mini_fast/*.json --smooth 3 \
+  -o "$OUT/curves_detection_mini_fast.png" \
+  --title "Mini benchmark, fast components, same configs and seeds (results/logs/detection_mini_fast)"
+"$PY" analysis/plot_curves.py results/logs/calibration_mini/{detr-c5-3000-scratch,detr-pre,cond-c5,cond-pre,cond-pre-lr1}.json \
+  results/logs/detection_mini/DeformableDETR-base-s0.json -o "$OUT/curves_calibration_mini.png" \
+  --title "Calibration: DETR-style detectors from scratch and with the Fashion-MNIST-pretrained backbone (one seed)"
+
+shopt -s nullglob
+grad_logs=(results/logs/grad_per_class/*/grad_per_class.json)
+if [ ${#grad_logs[@]} -gt 0 ]; then
+  "$PY" analysis/plot_grad_per_class.py "${grad_logs[@]}" -o "$OUT/grad_per_class_mini.png"
+else
+  echo "skipped grad_per_class_mini.png: no logs under results/logs/grad_per_class/<run>/grad_per_class.json;" \
+       "train configs/mini/analysis/bf-deformable-detr_r18_1xb16-mini_gradlog.py (tools/train.py) on a GPU and" \
+       "copy its work directory's grad_per_class.json there"
+fi
+# Grad-CAM needs checkpoints, which git does not store: the table script's mini runs leave them here.
+base_ckpt=work_dirs/table_detection/mini/DeformableDETR-base-s0/iter_1500.pth
+bf_ckpt=work_dirs/table_detection/mini/DeformableDETR-bf-s0/iter_1500.pth
+if [ -f "$base_ckpt" ] && [ -f "$bf_ckpt" ] && [ -d data/fashion_canvas/val ]; then
+  mkdir -p "$OUT/gradcam"
+  "$PY" analysis/gradcam.py configs/mini/deformable-detr_r18_1xb16-mini.py "$base_ckpt" \
+    data/fashion_canvas/val/val_00000{0,1,2,3}.png -o "$OUT/gradcam" \
+    --compare configs/mini/bf-deformable-detr_r18_1xb16-mini.py "$bf_ckpt" --names baseline BatchFormerV2
+else
+  echo "skipped gradcam/: needs $base_ckpt and $bf_ckpt (train them with" \
+       "bash reproduce/table_detection.sh --detectors DeformableDETR --seeds 1) and data/fashion_canvas"
+fi
+echo "figures in $OUT"

@@ -1,0 +1,127 @@
+"""analysis/: every figure script writes a PNG from stored or generated logs, and refuses bad input clearly."""
+import glob
+import json
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+from helpers import REPO
+
+PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
+
+
+def script(name, *args):
+    return subprocess.run([sys.executable, osp.join(REPO, 'analysis', name), *args], capture_output=True,
+                          text=True, timeout=300, cwd=REPO)
+
+
+def assert_png(path, min_bytes=10_000):
+    assert osp.isfile(path), path
+    with open(path, 'rb') as f:
+        assert f.read(8) == PNG_MAGIC
+    assert osp.getsize(path) > min_bytes
+
+
+def test_curves_from_the_stored_logs(tmp_path):
+    logs = sorted(glob.glob(osp.join(REPO, 'results/logs/detection_mini/*.json')))
+    assert len(logs) >= 2
+    out = str(tmp_path / 'curves.png')
+    res = script('plot_curves.py', *logs, '-o', out, '--smooth', '3')
+    assert res.returncode == 0, res.stderr
+    assert_png(out)
+
+
+def test_curves_refuse_bad_logs(tmp_path):
+    out = str(tmp_path / 'c.png')
+    res = script('plot_curves.py', str(tmp_path / 'missing.json'), '-o', out)
+    assert res.returncode != 0 and 'no such log file' in res.stderr
+    bad = tmp_path / 'bad.json'
+    bad.write_text('{"lr": 0.1}\n')
+    res = script('plot_curves.py', str(bad), '-o', out)
+    assert res.returncode != 0 and 'no training loss' in res.stderr
+    assert not osp.exists(out)
+    res = script('plot_curves.py', osp.join(REPO, 'results/logs/detection_mini/DeformableDETR-bf-s0.json'),
+                 '-o', str(tmp_path / 'c.jpg'))
+    assert res.returncode != 0 and 'PNG' in res.stderr
+
+
+def grad_log(path, seed, counts=(5, 3, 0)):
+    classes = [dict(class_id=k, name=n, train_boxes=b, count=c, mean=(1.0 + k + seed) if c else None,
+                    std=0.5 if c > 1 else None)
+               for k, (n, b, c) in enumerate(zip(('shirt', 'bag', 'boot'), (300, 40, 10), counts))]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(dict(iteration=100, interval=10, classes=classes)))
+    return str(path)
+
+
+def test_grad_per_class_figure(tmp_path):
+    logs = [grad_log(tmp_path / f'bf-s{s}' / 'grad_per_class.json', s) for s in range(2)]
+    out = str(tmp_path / 'g.png')
+    res = script('plot_grad_per_class.py', *logs, '-o', out, '--labels', 'Deformable', 'Deformable')
+    assert res.returncode == 0, res.stderr
+    assert_png(out)
+
+
+def test_grad_per_class_refuses_bad_logs(tmp_path):
+    out = str(tmp_path / 'g.png')
+    bad = tmp_path / 'bad.json'
+    bad.write_text(json.dumps(dict(classes=[dict(name='x')])))
+    res = script('plot_grad_per_class.py', str(bad), '-o', out)
+    assert res.returncode != 0 and 'GradPerClassHook' in res.stderr
+    empty = grad_log(tmp_path / 'e' / 'grad_per_class.json', 0, counts=(0, 0, 0))
+    res = script('plot_grad_per_class.py', empty, '-o', out)
+    assert res.returncode != 0 and 'no measured image' in res.stderr
+    good = grad_log(tmp_path / 'a' / 'grad_per_class.json', 0)
+    res = script('plot_grad_per_class.py', good, '-o', out, '--labels', 'a', 'b')
+    assert res.returncode != 0 and '--labels' in res.stderr
+    assert not osp.exists(out)
+
+
+@pytest.mark.slow
+def test_make_figures_regenerates_from_results(tmp_path):
+    res = subprocess.run(['bash', osp.join(REPO, 'analysis', 'make_figures.sh'), str(tmp_path)],
+                         capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert res.returncode == 0, res.stderr
+    for name in ('curves_detection_mini.png', 'curves_detection_mini_fast.png', 'curves_calibration_mini.png'):
+        assert_png(str(tmp_path / name))
+
+
+def _random_checkpoint(config, path):
+    import torch
+    import mmdet_plugins  # noqa: F401
+    from mmengine.config import Config
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    cfg = Config.fromfile(osp.join(REPO, config))
+    cfg.model.backbone.init_cfg = None
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    torch.save({'state_dict': model.state_dict(), 'meta': {'dataset_meta': {'classes': list(cfg.mini_classes)}}},
+               path)
+    return path
+
+
+def test_gradcam_baseline_and_bf_side_by_side_on_the_cpu(tmp_path):
+    from PIL import Image
+    import numpy as np
+    image = str(tmp_path / 'canvas.png')
+    rgb = np.full((96, 96, 3), 40, np.uint8)
+    rgb[30:70, 20:60] = 220
+    Image.fromarray(rgb).save(image)
+    base_cfg = 'configs/mini/deformable-detr_r18_1xb16-mini.py'
+    bf_cfg = 'configs/mini/bf-deformable-detr_r18_1xb16-mini.py'
+    base = _random_checkpoint(base_cfg, str(tmp_path / 'base.pth'))
+    bf = _random_checkpoint(bf_cfg, str(tmp_path / 'bf.pth'))
+    out = tmp_path / 'cams'
+    res = script('gradcam.py', base_cfg, base, image, '-o', str(out), '--compare', bf_cfg, bf,
+                 '--names', 'baseline', 'BatchFormerV2')
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert_png(str(out / 'canvas_gradcam.png'))
+    res = script('gradcam.py', base_cfg, str(tmp_path / 'missing.pth'), image, '-o', str(out))
+    assert res.returncode != 0 and 'no such checkpoint' in res.stderr
+    res = script('gradcam.py', base_cfg, base, str(tmp_path / 'missing.png'), '-o', str(out))
+    assert res.returncode != 0 and 'no such image' in res.stderr
