@@ -10,7 +10,8 @@ import os.path as osp
 
 KEY_COLUMNS = ['detector', 'bf', 'seed']
 METRICS = ['AP', 'AP50', 'AP75', 'APs', 'APm', 'APl']
-COLUMNS = KEY_COLUMNS + METRICS + ['iterations', 'wall_s', 'sittings', 'gpu', 'commit', 'date', 'config', 'scale']
+COLUMNS = KEY_COLUMNS + METRICS + ['iterations', 'wall_s', 'sittings', 'gpu', 'commit', 'date', 'config', 'scale',
+                                   'config_hash']
 PAPER_COLUMNS = ['method', 'bf'] + METRICS + ['source']
 
 
@@ -18,7 +19,7 @@ class ResultsFileError(ValueError):
     """A results CSV that is missing, unreadable or lacks required columns."""
 
 
-TEXT_COLUMNS = ('detector', 'method', 'gpu', 'commit', 'date', 'config', 'scale', 'source')
+TEXT_COLUMNS = ('detector', 'method', 'gpu', 'commit', 'date', 'config', 'scale', 'source', 'config_hash')
 
 
 def read_results_csv(path: str, paper: bool = False, required=None, keys=KEY_COLUMNS):

@@ -10,7 +10,10 @@ Scales (same code, different data and schedules):
 Each run lives in ``work_dirs/table_detection/<scale>/<detector>-<base|bf>-s<seed>/``: the exact config it ran
 (``run_config.py``), mmengine's logs, checkpoints and, once finished, ``result.json``. A finished run (a row in
 the stored CSV with the same config and iterations, or a ``result.json``) is skipped; an interrupted one
-(a ``last_checkpoint`` and no result) is resumed. Rows go to ``results/measured/detection_<scale>.csv``, the
+(a ``last_checkpoint`` and no result) is resumed. Each row and work directory records the config's fingerprint
+(a hash of its model, optimiser, schedule and batch size, column ``config_hash``): when the config file has
+changed since, the stored result is stale and the run trains anew (rows without a fingerprint, made before it
+existed, count as current). Rows go to ``results/measured/detection_<scale>.csv``, the
 mmengine json logs to ``results/logs/detection_<scale>/``, the table to ``results/tables/detection_<scale>.md``.
 """
 from __future__ import annotations
@@ -115,16 +118,40 @@ def apply_smoke_overrides(cfg):
 
 
 # ---------------------------------------------------------------------------------------------- runs
+FINGERPRINT_KEYS = ('model', 'optim_wrapper', 'param_scheduler', 'train_cfg')
+
+
+def config_fingerprint(cfg) -> str:
+    """12 hex digits identifying what a run trains: the model, optimiser, schedule and batch size of ``cfg``.
+    A stored result or checkpoint made under another fingerprint is stale (the config file changed)."""
+    import hashlib
+    parts = {k: cfg.get(k) for k in FINGERPRINT_KEYS}
+    parts['batch_size'] = cfg.train_dataloader.get('batch_size') if cfg.get('train_dataloader') else None
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
 @dataclass
 class Schedule:
     length: int  # iterations, or epochs for epoch-based configs
     unit: str  # 'iter' or 'epoch'
+    fingerprint: str = ''  # config_fingerprint of the config (with the scale's overrides)
 
     @classmethod
     def of(cls, cfg):
+        fingerprint = config_fingerprint(cfg)
         if cfg.train_cfg.get('max_iters'):
-            return cls(int(cfg.train_cfg.max_iters), 'iter')
-        return cls(int(cfg.train_cfg.max_epochs), 'epoch')
+            return cls(int(cfg.train_cfg.max_iters), 'iter', fingerprint)
+        return cls(int(cfg.train_cfg.max_epochs), 'epoch', fingerprint)
+
+
+def work_dir_fingerprint(run) -> str:
+    """The fingerprint the run's work directory was started with ('' when unknown)."""
+    try:
+        with open(osp.join(run.work_dir, 'fingerprint.txt')) as f:
+            return f.read().strip()
+    except OSError:
+        return ''
 
 
 def read_result(run: Run, schedule: Schedule):
@@ -136,6 +163,8 @@ def read_result(run: Run, schedule: Schedule):
         return None
     if row.get('config') != run.config or int(row.get('iterations', -1)) != schedule.length:
         return None
+    if row.get('config_hash') and schedule.fingerprint and row['config_hash'] != schedule.fingerprint:
+        return None  # the config file changed since
     return row
 
 
@@ -156,7 +185,12 @@ def run_state(run: Run, stored_keys, force: bool, schedule: Schedule) -> str:
     - ``interrupted``: has a checkpoint and no result: resume (also under ``--force``, so that a forced
       rerun that a deadline interrupted continues on the next call instead of starting again);
     - ``new``: train from scratch.
+
+    A work directory started under another config fingerprint (the config file changed since) is ``redo``.
     """
+    started_with = work_dir_fingerprint(run)
+    if started_with and schedule.fingerprint and started_with != schedule.fingerprint:
+        return 'redo'
     if read_result(run, schedule) is not None:
         return 'redo' if force else 'finished'
     ckpt = last_checkpoint(run)
@@ -231,7 +265,8 @@ def finish_run(run: Run, schedule: Schedule, scale: str, logs_dir: str, hardware
                **{m: round(100.0 * float(metrics[k]), 2) if float(metrics[k]) >= 0 else float('nan')
                   for m, k in METRIC_KEYS.items()},
                iterations=schedule.length, wall_s=round(progress['wall_s'], 1), sittings=progress['sittings'],
-               gpu=hardware_name, commit=git_commit(), date=today(), config=run.config, scale=scale)
+               gpu=hardware_name, commit=git_commit(), date=today(), config=run.config, scale=scale,
+               config_hash=schedule.fingerprint)
     merged = []
     for path in logs:  # every sitting's log, in order
         with open(path) as f:
@@ -341,6 +376,7 @@ def execute(runs, args, stored_keys, schedule_of, logs_dir, hardware_name):
                 if state == 'new' or not osp.isfile(osp.join(run.work_dir, 'run_config.py')):
                     cfg = build_run_config(run, args.scale, args.data_root, schedule_of[run.config])
                     cfg.dump(osp.join(run.work_dir, 'run_config.py'))
+                    atomic_write_text(osp.join(run.work_dir, 'fingerprint.txt'), schedule_of[run.config].fingerprint)
                 if state == 'evaluate':
                     cmd = evaluate_command(run)
                 else:
@@ -501,7 +537,11 @@ def main(argv=None):
     stored_keys = set()
     if stored is not None:
         for r in stored.itertuples():
-            if r.config in schedule_of and int(r.iterations) == schedule_of[r.config].length:
+            schedule = schedule_of.get(r.config)
+            stored_hash = getattr(r, 'config_hash', None)
+            same_config = not isinstance(stored_hash, str) or not stored_hash or stored_hash == schedule.fingerprint \
+                if schedule else False  # rows from before fingerprints count as the current config
+            if schedule and int(r.iterations) == schedule.length and same_config:
                 stored_keys.add((r.detector, int(r.bf), int(r.seed)))
 
     if args.dry_run:

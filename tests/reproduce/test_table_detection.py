@@ -136,3 +136,29 @@ def test_gpu_slots_pin_each_parallel_run_to_one_gpu(scale, parallel, gpu_ids, ex
     from reproduce.table_detection import gpu_slots
     args = argparse.Namespace(scale=scale, parallel=parallel, gpu_ids=gpu_ids, gpus=1)
     assert gpu_slots(args) == expected
+
+
+def test_a_changed_config_makes_stored_work_stale(tmp_path):
+    """A work directory or result made under another config fingerprint is retrained, not reused."""
+    import json
+    from helpers import load_config
+    from reproduce.table_detection import Run, Schedule, config_fingerprint, read_result, run_state
+    cfg = load_config('configs/mini/detr_r18_1xb16-mini.py')
+    fp = config_fingerprint(cfg)
+    assert fp == config_fingerprint(load_config('configs/mini/detr_r18_1xb16-mini.py')) and len(fp) == 12
+    changed = load_config('configs/mini/detr_r18_1xb16-mini.py')
+    changed.model.backbone.init_cfg = None
+    assert config_fingerprint(changed) != fp
+    work = tmp_path / 'run'
+    work.mkdir()
+    run = Run('DETR', 0, 0, 'configs/mini/detr_r18_1xb16-mini.py', str(work))
+    schedule = Schedule(3000, 'iter', fp)
+    (work / 'result.json').write_text(json.dumps(dict(config=run.config, iterations=3000, config_hash=fp)))
+    (work / 'fingerprint.txt').write_text(fp)
+    assert read_result(run, schedule) is not None and run_state(run, set(), False, schedule) == 'finished'
+    other = Schedule(3000, 'iter', config_fingerprint(changed))
+    assert read_result(run, other) is None
+    assert run_state(run, {run.key}, False, other) == 'redo'
+    (work / 'fingerprint.txt').unlink()  # a work dir from before fingerprints: judged by its result only
+    (work / 'result.json').write_text(json.dumps(dict(config=run.config, iterations=3000)))
+    assert run_state(run, set(), False, other) == 'finished'
