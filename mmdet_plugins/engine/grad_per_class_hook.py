@@ -39,7 +39,7 @@ import json
 import os
 import os.path as osp
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import torch
 from mmengine.hooks import Hook
@@ -149,8 +149,9 @@ class GradPerClassHook(Hook):
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
         self._calls = []
         self._armed = (runner.iter + 1) % self.interval == 0
-        scaler = getattr(runner.optim_wrapper, 'loss_scaler', None)
-        self._scale = float(scaler.get_scale()) if scaler is not None and scaler.is_enabled() else 1.0
+        if self._armed:  # (get_scale reads a device tensor: only on measured iterations)
+            scaler = getattr(runner.optim_wrapper, 'loss_scaler', None)
+            self._scale = float(scaler.get_scale()) if scaler is not None and scaler.is_enabled() else 1.0
 
     def _post_forward(self, module, args, output):
         x = args[0]
