@@ -12,3 +12,11 @@ def save_figure(fig, out: str, dpi: int = 130) -> None:
     tmp = out[:-4] + '.tmp.png'
     fig.savefig(tmp, dpi=dpi, bbox_inches='tight')
     os.replace(tmp, out)
+
+
+def finish_figure(fig, out: str) -> None:
+    """Lay the figure out, write it (``save_figure``) and close it."""
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    save_figure(fig, out)
+    plt.close(fig)

@@ -46,6 +46,16 @@ def load_groups(paths):
     return groups
 
 
+def running_mean(values: dict, window: int) -> dict:
+    """``{iteration: value}`` averaged over the last ``window`` logged points (fewer at the start)."""
+    keys = sorted(values)
+    out = {}
+    for n, k in enumerate(keys):
+        recent = keys[max(0, n - window + 1):n + 1]
+        out[k] = sum(values[q] for q in recent) / len(recent)
+    return out
+
+
 def _mean_band(series):
     """``series``: per seed, {iteration: value}. Returns iterations and mean, min, max over the seeds that have
     the iteration (all of them only: a partial iteration is dropped)."""
@@ -68,11 +78,7 @@ def plot(groups, out: str, title: str = None, smooth: int = 1) -> None:
         losses = []
         for train, _ in runs:
             values = {int(r['iter']): float(r['loss']) for r in train if 'iter' in r and 'loss' in r}
-            if smooth > 1:  # running mean over `smooth` logged points
-                keys = sorted(values)
-                values = {k: sum(values[q] for q in keys[max(0, n - smooth + 1):n + 1]) / len(keys[max(0, n - smooth + 1):n + 1])
-                          for n, k in enumerate(keys)}
-            losses.append(values)
+            losses.append(running_mean(values, smooth))
         its, mean, lo, hi = _mean_band(losses)
         ax_loss.plot(its, mean, style, color=colour, label=label)
         if len(runs) > 1:
@@ -92,10 +98,8 @@ def plot(groups, out: str, title: str = None, smooth: int = 1) -> None:
         ax_ap.legend(fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    from analysis.figure_io import save_figure
-    save_figure(fig, out)
-    plt.close(fig)
+    from analysis.figure_io import finish_figure
+    finish_figure(fig, out)
 
 
 def main(argv=None):

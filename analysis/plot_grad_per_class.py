@@ -83,10 +83,8 @@ def plot(paths, labels, out: str, title: str = None) -> None:
     ax.set_ylabel('cross-sample gradient norm\n(mean over images with the class)')
     ax.set_title(title or 'Gradient each class receives from the other images through BatchFormerV2')
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    from analysis.figure_io import save_figure
-    save_figure(fig, out)
-    plt.close(fig)
+    from analysis.figure_io import finish_figure
+    finish_figure(fig, out)
 
 
 def main(argv=None):

@@ -30,14 +30,10 @@ def build(config: str, device, components: str = 'stock'):
     assigner (``reproduce/benchmark_speed.py``'s ``fast`` variant; same matchings and losses)."""
     from mmengine.config import Config
     from mmdet.registry import MODELS
-    from reproduce.benchmark_speed import BATCHED_HEADS, STOCK_HEADS
+    from mmdet_plugins.models.batched_matching import with_matching
     cfg = Config.fromfile(osp.join(REPO, config))
     cfg.model.backbone.init_cfg = None
-    head = STOCK_HEADS.get(cfg.model.bbox_head.type, cfg.model.bbox_head.type)
-    cfg.model.bbox_head.type = head
-    if components == 'fast':
-        cfg.model.bbox_head.type = BATCHED_HEADS[head]
-        cfg.model.train_cfg.assigner.type = 'BatchedHungarianAssigner'
+    cfg.model = with_matching(cfg.model, batched=components == 'fast')
     model = MODELS.build(cfg.model)
     model.init_weights()
     return model.to(device)

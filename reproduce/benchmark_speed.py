@@ -32,7 +32,7 @@ import torch
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from mmdet_plugins.models.batched_matching import BATCHED_HEADS, STOCK_HEADS  # noqa: E402
+from mmdet_plugins.models.batched_matching import with_matching  # noqa: E402
 
 VARIANTS = ('stock', 'fast', 'fast-bf16')
 
@@ -43,22 +43,20 @@ def variant_options(config: str, variant: str) -> dict:
     if variant not in VARIANTS:
         raise ValueError(f'unknown variant {variant!r}; known: {VARIANTS}')
     cfg = Config.fromfile(osp.join(REPO, config))
-    head = cfg.model.bbox_head.type
-    stock_head = STOCK_HEADS.get(head, head)
-    if stock_head not in BATCHED_HEADS:
-        raise SystemExit(f'error: {config}: no batched head for {head!r} (known: {sorted(BATCHED_HEADS)})')
+    try:
+        model = with_matching(cfg.model, batched=variant != 'stock')
+    except ValueError as e:
+        raise SystemExit(f'error: {config}: {e}')
+    options = {'model.bbox_head.type': model.bbox_head.type,
+               'model.train_cfg.assigner.type': model.train_cfg.assigner.type}
     if variant == 'stock':
-        return {'model.bbox_head.type': stock_head,
-                'model.train_cfg.assigner.type': 'HungarianAssigner',
-                'optim_wrapper.constructor': 'DefaultOptimWrapperConstructor',
-                'train_dataloader.pin_memory': False,
-                'model.data_preprocessor.non_blocking': False}
-    options = {'model.bbox_head.type': BATCHED_HEADS[stock_head],
-               'model.train_cfg.assigner.type': 'BatchedHungarianAssigner',
-               'optim_wrapper.constructor': 'MergedGroupsOptimWrapperConstructor',
-               # images copied to the GPU from pinned memory without blocking the host
-               'train_dataloader.pin_memory': True,
-               'model.data_preprocessor.non_blocking': True}
+        return dict(options, **{'optim_wrapper.constructor': 'DefaultOptimWrapperConstructor',
+                                'train_dataloader.pin_memory': False,
+                                'model.data_preprocessor.non_blocking': False})
+    options.update({'optim_wrapper.constructor': 'MergedGroupsOptimWrapperConstructor',
+                    # images copied to the GPU from pinned memory without blocking the host
+                    'train_dataloader.pin_memory': True,
+                    'model.data_preprocessor.non_blocking': True})
     if variant == 'fast-bf16':
         if uses_deformable_attention(cfg.model.type):
             raise ValueError(f'{config}: fast-bf16 is not available for {cfg.model.type}: mmcv 2.1.0 has no '
@@ -91,7 +89,7 @@ def baseline_of(config: str) -> str:
 
 def main(argv=None):
     import pandas as pd
-    from mmdet_plugins.provenance import atomic_write_text, git_commit, hardware, today
+    from mmdet_plugins.provenance import atomic_write_text
     from reproduce.profile_train_step import profile_config
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('configs', nargs='+')

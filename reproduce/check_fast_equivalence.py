@@ -29,6 +29,8 @@ import torch
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from mmdet_plugins.model_utils import quiet_init_weights, without_dropout  # noqa: E402
+
 
 class TargetRecorder:
     """Wraps a head's ``get_targets`` (called once per decoder layer and stream) and keeps what it returns:
@@ -47,40 +49,14 @@ class TargetRecorder:
         head.get_targets = recording
 
 
-def without_dropout(model):
-    """Zero every dropout probability (modules and float ``dropout`` attributes); train mode otherwise."""
-    for m in model.modules():
-        if isinstance(m, torch.nn.Dropout):
-            m.p = 0.0
-        if isinstance(getattr(m, 'dropout', None), float):
-            m.dropout = 0.0
-    return model
-
-
-def quiet_init_weights(model):
-    """``model.init_weights()`` without mmengine's per-parameter log lines."""
-    import logging
-    from mmengine.logging import MMLogger
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        model.init_weights()
-    finally:
-        logger.setLevel(level)
-
-
 def build_pair(cfg, device):
     """The stock detector of ``cfg`` (mmdet's head and HungarianAssigner; initialised, seed 0) and the fast one
     (the batched head and assigner) with the same weights. ``cfg`` may name either."""
     from mmdet.registry import MODELS
-    from mmdet_plugins.models.batched_matching import BATCHED_HEADS, STOCK_HEADS
-    head = STOCK_HEADS.get(cfg.model.bbox_head.type, cfg.model.bbox_head.type)
-    stock_cfg, fast_cfg = copy.deepcopy(cfg.model), copy.deepcopy(cfg.model)
+    from mmdet_plugins.models.batched_matching import with_matching
+    stock_cfg, fast_cfg = with_matching(cfg.model, batched=False), with_matching(cfg.model, batched=True)
     stock_cfg.backbone.init_cfg = None  # random weights: equality does not need a pretrained checkpoint
-    stock_cfg.bbox_head.type, stock_cfg.train_cfg.assigner.type = head, 'HungarianAssigner'
     fast_cfg.backbone.init_cfg = None
-    fast_cfg.bbox_head.type, fast_cfg.train_cfg.assigner.type = BATCHED_HEADS[head], 'BatchedHungarianAssigner'
     torch.manual_seed(0)
     stock = MODELS.build(stock_cfg)
     quiet_init_weights(stock)

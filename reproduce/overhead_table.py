@@ -15,9 +15,8 @@ import sys
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from mmdet_plugins.provenance import atomic_write_text  # noqa: E402
 from reproduce.detection_results import ResultsFileError, read_results_csv  # noqa: E402
-from reproduce.readme_blocks import replace_block  # noqa: E402
+from reproduce.readme_blocks import write_table  # noqa: E402
 
 REQUIRED = ['detector', 'batch_per_gpu', 'height', 'width', 'base_train_s', 'bf_train_s', 'base2B_train_s',
             'train_ratio', 'train_ratio_vs_2B', 'base_peak_gib', 'bf_peak_gib', 'peak_ratio', 'infer_ratio',
@@ -71,15 +70,7 @@ def main(argv=None):
                         keys=['detector', 'batch_per_gpu'])
     table = render(df, official)
     out = args.out or osp.join(REPO, 'results/tables', osp.splitext(osp.basename(args.csv))[0] + '.md')
-    atomic_write_text(out, table)
-    print(table)
-    if args.readme:
-        try:
-            text = replace_block(open(args.readme).read(), 'overhead_full', table)
-        except ValueError as e:
-            raise SystemExit(f'error: {args.readme}: {e}')
-        atomic_write_text(args.readme, text)
-        print(f'updated {args.readme}')
+    write_table(table, out, args.readme, 'overhead_full')
 
 
 if __name__ == '__main__':

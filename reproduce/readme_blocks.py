@@ -31,6 +31,20 @@ def replace_block(text: str, name: str, content: str) -> str:
     return f'{head}{start}\n{content.rstrip()}\n{end}{tail}'
 
 
+def write_table(table: str, out: str, readme: str = None, block: str = None) -> None:
+    """Write a rendered table to ``out`` (atomically), print it, and with ``readme`` also replace the README's
+    block ``block`` by it; a README without that block is an error that names it."""
+    atomic_write_text(out, table)
+    print(table)
+    if readme:
+        try:
+            text = replace_block(open(readme).read(), block, table)
+        except ValueError as e:
+            raise SystemExit(f'error: {readme}: {e}')
+        atomic_write_text(readme, text)
+        print(f'updated {readme}')
+
+
 def refresh(readme: str, tables_dir: str) -> list:
     text = open(readme).read()
     updated = []

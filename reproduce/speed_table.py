@@ -15,9 +15,8 @@ import sys
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from mmdet_plugins.provenance import atomic_write_text  # noqa: E402
 from reproduce.detection_results import ResultsFileError, read_results_csv  # noqa: E402
-from reproduce.readme_blocks import replace_block  # noqa: E402
+from reproduce.readme_blocks import write_table  # noqa: E402
 
 REQUIRED = ['config', 'variant', 's_per_iter', 'it_per_s', 'gpu_util_smi', 'syncs_per_iter', 'peak_gib',
             'speedup_vs_stock', 'bf_over_baseline', 'hardware', 'commit', 'date']
@@ -55,15 +54,7 @@ def main(argv=None):
         raise SystemExit(f'error: {e} (reproduce/benchmark_speed.py writes it)')
     table = render(df)
     out = args.out or osp.join(REPO, 'results', 'tables', osp.splitext(osp.basename(args.csv))[0] + '_mini.md')
-    atomic_write_text(out, table)
-    print(table)
-    if args.readme:
-        try:
-            text = replace_block(open(args.readme).read(), 'speed_mini', table)
-        except ValueError as e:
-            raise SystemExit(f'error: {args.readme}: {e}')
-        atomic_write_text(args.readme, text)
-        print(f'updated {args.readme}')
+    write_table(table, out, args.readme, 'speed_mini')
 
 
 if __name__ == '__main__':

@@ -6,10 +6,10 @@ import os.path as osp
 from copy import deepcopy
 
 import numpy as np
-import torch
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
+from mmdet_plugins.model_utils import quiet_init_weights, without_dropout as no_dropout  # noqa: E402,F401
 from mmdet_plugins.zoo import DETECTORS as _ZOO, config_path  # noqa: E402
 
 # detector name -> (baseline config, BatchFormerV2 config) at full scale, relative to the repository root
@@ -52,29 +52,6 @@ def build_detector(name, bf=True, **shrink_kwargs):
     cfg = load_config(DETECTOR_CONFIGS[name][1 if bf else 0])
     model = MODELS.build(shrink_model_cfg(cfg.model, **shrink_kwargs))
     quiet_init_weights(model)  # some parameters (e.g. level_embed) are uninitialised until init_weights
-    return model
-
-
-def quiet_init_weights(model):
-    """``model.init_weights()`` without mmengine's per-parameter log lines."""
-    import logging
-    from mmengine.logging import MMLogger
-    logger = MMLogger.get_current_instance()
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        model.init_weights()
-    finally:
-        logger.setLevel(level)
-
-
-def no_dropout(model):
-    """Zero every dropout probability of a model (keeps train-mode behaviour otherwise)."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
-        if hasattr(module, 'dropout') and isinstance(getattr(module, 'dropout'), float):
-            module.dropout = 0.0
     return model
 
 

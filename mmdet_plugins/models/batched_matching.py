@@ -42,7 +42,7 @@ from torch import Tensor
 
 from .sync_free_loss import SyncFreeLossMixin
 
-__all__ = ['BATCHED_HEADS', 'STOCK_HEADS', 'BatchedHungarianAssigner', 'BatchedTargetsMixin', 'BatchedDETRHead', 'BatchedDeformableDETRHead',
+__all__ = ['BATCHED_HEADS', 'STOCK_HEADS', 'with_matching', 'BatchedHungarianAssigner', 'BatchedTargetsMixin', 'BatchedDETRHead', 'BatchedDeformableDETRHead',
            'BatchedConditionalDETRHead', 'BatchedDABDETRHead', 'BatchedDINOHead']
 
 # One item's matching, as scipy returns it: (query indices, gt indices), int64, sorted by query index.
@@ -489,3 +489,15 @@ BATCHED_HEADS = {'DETRHead': 'BatchedDETRHead', 'DeformableDETRHead': 'BatchedDe
                  'ConditionalDETRHead': 'BatchedConditionalDETRHead', 'DABDETRHead': 'BatchedDABDETRHead',
                  'DINOHead': 'BatchedDINOHead'}
 STOCK_HEADS = {batched: stock for stock, batched in BATCHED_HEADS.items()}
+
+
+def with_matching(model_cfg, batched: bool):
+    """A copy of a DETR-family model config with mmdet's own head and ``HungarianAssigner`` (``batched=False``)
+    or the ``Batched*Head`` and ``BatchedHungarianAssigner`` (``batched=True``), whichever the config names now."""
+    cfg = copy.deepcopy(model_cfg)
+    head = STOCK_HEADS.get(cfg.bbox_head.type, cfg.bbox_head.type)
+    if head not in BATCHED_HEADS:
+        raise ValueError(f'no batched head for {cfg.bbox_head.type!r} (known: {sorted(BATCHED_HEADS)})')
+    cfg.bbox_head.type = BATCHED_HEADS[head] if batched else head
+    cfg.train_cfg.assigner.type = 'BatchedHungarianAssigner' if batched else 'HungarianAssigner'
+    return cfg

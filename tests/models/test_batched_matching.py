@@ -17,7 +17,8 @@ import mmdet_plugins  # noqa: F401  (registers the batched heads and assigner)
 from mmdet.models.task_modules.assigners import BBoxL1Cost, HungarianAssigner
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.utils import register_all_modules
-from mmdet_plugins.models import BATCHED_HEADS, STOCK_HEADS, BatchedHungarianAssigner
+from mmdet_plugins.models import STOCK_HEADS, BatchedHungarianAssigner
+from mmdet_plugins.models.batched_matching import with_matching
 from mmdet_plugins.zoo import config_path
 
 register_all_modules()
@@ -244,17 +245,11 @@ def count_calls(monkeypatch, owner, name):
 
 def stock_model_cfg(model_cfg):
     """The model config with mmdet's own head and HungarianAssigner (the mini configs name the batched ones)."""
-    cfg = copy.deepcopy(model_cfg)
-    cfg.bbox_head.type = STOCK_HEADS.get(cfg.bbox_head.type, cfg.bbox_head.type)
-    cfg.train_cfg.assigner.type = 'HungarianAssigner'
-    return cfg
+    return with_matching(model_cfg, batched=False)
 
 
 def batched_model_cfg(model_cfg):
-    cfg = stock_model_cfg(model_cfg)
-    cfg.bbox_head.type = BATCHED_HEADS[cfg.bbox_head.type]
-    cfg.train_cfg.assigner.type = 'BatchedHungarianAssigner'
-    return cfg
+    return with_matching(model_cfg, batched=True)
 
 
 def build_pair(name, bf, **overrides):
