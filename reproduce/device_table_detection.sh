@@ -4,6 +4,8 @@
 #   BF_COMMIT=<commit> bash reproduce/device_table_detection.sh [table_detection.sh options]
 # Optional: PROFILE_CONFIGS="cfg ..." PROFILE_GPU=3 also runs reproduce/profile_train_step.py on that GPU
 # (give the table script the other GPUs with --gpu-ids) and returns $OUT/profile.tgz.
+# Optional: ANALYSIS_GPU=3 also runs analysis/train_analysis_runs.sh on that GPU (the gradient-per-class run, its
+# baseline and Grad-CAM; same deadline, resumed by the next call) and returns $OUT/analysis.tgz.
 # Call it again at once (the machine stays warm about 30 s): finished runs are skipped, stopped ones resume.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +25,12 @@ if [ -n "${PROFILE_CONFIGS:-}" ]; then   # optionally profile a training step on
 fi
 left=$(( BUDGET - SECONDS - 75 ))   # leave time for the last validation and packing
 echo "[device] $SECONDS s used for setup; training for at most $left s"
+ana_pid=
+if [ -n "${ANALYSIS_GPU:-}" ]; then
+  ( export CUDA_VISIBLE_DEVICES=$ANALYSIS_GPU BF_DEADLINE=$(( $(date +%s) + left - 60 ))  # (Grad-CAM after it)
+    bash analysis/train_analysis_runs.sh > /tmp/analysis.log 2>&1 ) &
+  ana_pid=$!
+fi
 set +e
 PYTHONUNBUFFERED=1 bash reproduce/table_detection.sh --scale mini --deadline "$left" --min-start-s 120 "$@" \
   2>&1 | tee "$OUT/table.log"
@@ -31,6 +39,12 @@ set -e
 if [ -n "$prof_pid" ]; then
   wait "$prof_pid" || echo "[device] the profile failed: see profile.log in profile.tgz"
   tar czf "$OUT/profile.tgz" -C /tmp profile || true
+fi
+if [ -n "$ana_pid" ]; then
+  wait "$ana_pid" || echo "[device] the analysis runs have not finished: see analysis.log in analysis.tgz"
+  cp /tmp/analysis.log work_dirs/analysis/ 2>/dev/null || true
+  tar czf "$OUT/analysis.tgz" results/logs/grad_per_class results/figures/gradcam \
+    $(ls work_dirs/analysis/*.log 2>/dev/null) 2>/dev/null || true
 fi
 tar czf "$OUT/results.tgz" results/measured results/tables results/logs 2>/dev/null || true
 nvidia-smi --query-gpu=name,utilization.gpu,memory.used --format=csv,noheader || true

@@ -12,6 +12,9 @@ fetch() { python3 -m pip download -q --no-deps --only-binary=:all: --python-vers
             "${plat[@]}" -d "$DEST" "$@" 2>&1 | grep -v "^WARNING: Location" || true; }
 fetch mmengine==0.10.7 mmdet==3.3.0 pycocotools==2.0.11 shapely addict yapf platformdirs termcolor \
       terminaltables setuptools==69.5.1
+# grad-cam (analysis/gradcam.py) is published as a source archive only: build its pure-python wheel here
+PYW=python3; [ -x .venv/bin/python ] && PYW=.venv/bin/python
+"$PYW" -m pip wheel -q --no-deps -w "$DEST" grad-cam==1.5.7 ttach==0.0.3 2>&1 | grep -v "^WARNING: Location" || true
 if ! ls "$DEST"/mmcv-2.1.0.tar.gz >/dev/null 2>&1; then
   # metadata generation imports torch and pkg_resources: use the project venv (setup.sh) when there is one
   PYB=python3; [ -x .venv/bin/python ] && PYB=.venv/bin/python

@@ -85,3 +85,18 @@ def test_train_entry_point_resume_flag(monkeypatch):
     assert cfg.train_cfg.max_epochs == 3
     with pytest.raises(SystemExit, match='not found'):
         train.build_config(train.parse_args(['configs/nope.py']))
+
+
+def test_train_entry_point_adds_the_deadline_hook_only_with_bf_deadline(monkeypatch):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('bf_train_tool', osp.join(REPO, 'tools', 'train.py'))
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    monkeypatch.chdir(REPO)
+    argv = ['configs/mini/analysis/bf-deformable-detr_r18_1xb16-mini_gradlog.py']
+    monkeypatch.delenv('BF_DEADLINE', raising=False)
+    types = [h['type'] for h in train.build_config(train.parse_args(argv)).custom_hooks]
+    assert types == ['GradPerClassHook']
+    monkeypatch.setenv('BF_DEADLINE', '1e12')
+    types = [h['type'] for h in train.build_config(train.parse_args(argv)).custom_hooks]
+    assert types == ['GradPerClassHook', 'StopAtDeadlineHook']

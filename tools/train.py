@@ -2,6 +2,9 @@
 
 Single GPU / CPU:  python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
 Multi-GPU:         bash tools/dist_train.sh CONFIG NUM_GPUS [options]  (torchrun, --launcher pytorch)
+
+With the environment variable BF_DEADLINE (Unix time) set, an iteration-based run saves a checkpoint and stops
+at that time (mmdet_plugins StopAtDeadlineHook); ``--resume`` continues it later.
 """
 import argparse
 import os
@@ -66,7 +69,29 @@ def build_config(args) -> Config:
     elif args.resume is not None:
         cfg.resume = True
         cfg.load_from = args.resume
+    add_deadline_hook(cfg)
+    amp_off_without_gpu(cfg)
     return cfg
+
+
+def amp_off_without_gpu(cfg: Config) -> None:
+    """mmengine's AmpOptimWrapper refuses to run without a GPU: on the CPU train in fp32, and say so."""
+    import torch
+    if cfg.get('optim_wrapper', {}).get('type') == 'AmpOptimWrapper' and not torch.cuda.is_available():
+        print('tools/train.py: no GPU, so the config\'s AmpOptimWrapper (fp16 mixed precision) is replaced by '
+              'OptimWrapper (fp32)')
+        cfg.optim_wrapper.type = 'OptimWrapper'
+        for key in ('loss_scale', 'dtype', 'use_fsdp'):
+            cfg.optim_wrapper.pop(key, None)
+
+def add_deadline_hook(cfg: Config) -> None:
+    """With BF_DEADLINE set, stop an iteration-based run at that time with a checkpoint (resumable)."""
+    from mmdet_plugins.engine.deadline_hook import DEADLINE_ENV
+    if not os.environ.get(DEADLINE_ENV) or cfg.get('train_cfg', {}).get('type') != 'IterBasedTrainLoop':
+        return
+    hooks = list(cfg.get('custom_hooks', []))
+    if not any(h.get('type') == 'StopAtDeadlineHook' for h in hooks):
+        cfg.custom_hooks = hooks + [dict(type='StopAtDeadlineHook')]
 
 
 def main(argv=None):

@@ -26,10 +26,14 @@ same with and without the hook (tests/engine/test_grad_per_class_hook.py). Itera
 (a skipped AMP step) are not measured.
 
 Cost: B backward passes through one BatchFormerV2 layer every ``interval`` iterations. The hook times its own
-host-side work (``hook_seconds`` in its log, beside ``train_seconds``, the wall time of the span); the cost in
-training time is measured by running with and without the hook.
+host-side work (``hook_seconds`` in its log, beside ``train_seconds``, the wall time of the span), and it times
+every training step (from ``before_train_iter`` to the end of its ``after_train_iter``: forward, backward,
+optimiser step; not data loading, validation or checkpointing), so one run compares measured and unmeasured
+steps side by side: ``step_seconds`` holds the median of each kind (the first ``warmup`` steps left out) and
+``overhead`` the training time the measurement adds, ``(median measured / median unmeasured - 1) / interval``.
 
 Output: ``<work_dir>/grad_per_class.json``, rewritten atomically every ``write_interval`` iterations and at the end.
+The statistics travel in every checkpoint (key ``grad_per_class_hook``), so a resumed run continues them.
 
     custom_hooks = [dict(type='GradPerClassHook', interval=10)]
 """
@@ -38,6 +42,7 @@ from __future__ import annotations
 import json
 import os
 import os.path as osp
+import statistics
 import time
 from typing import Dict, List
 
@@ -97,14 +102,19 @@ class GradPerClassHook(Hook):
         interval: measure every ``interval`` training iterations.
         write_interval: rewrite the json log every ``write_interval`` iterations (and after training).
         filename: the log's name in the work directory.
+        warmup: steps left out of the step-time medians (start-up, cudnn autotuning).
     """
     priority = 'LOW'
 
-    def __init__(self, interval: int = 10, write_interval: int = 100, filename: str = 'grad_per_class.json'):
-        if interval < 1 or write_interval < 1:
-            raise ValueError(f'GradPerClassHook: interval and write_interval must be >= 1, got {interval}, '
-                             f'{write_interval}')
+    def __init__(self, interval: int = 10, write_interval: int = 100, filename: str = 'grad_per_class.json',
+                 warmup: int = 20):
+        if interval < 1 or write_interval < 1 or warmup < 0:
+            raise ValueError(f'GradPerClassHook: interval and write_interval must be >= 1 and warmup >= 0, got '
+                             f'{interval}, {write_interval}, {warmup}')
         self.interval, self.write_interval, self.filename = interval, write_interval, filename
+        self.warmup = warmup
+        self.step_seconds: Dict[str, List[float]] = dict(measured=[], unmeasured=[])
+        self._t_step = None
         self._calls: List[Dict] = []
         self._handles = []
         self._armed = False
@@ -112,6 +122,7 @@ class GradPerClassHook(Hook):
         self.stats: Dict[int, RunningStats] = {}
         self.hook_seconds, self.measured_iters, self.skipped_iters = 0.0, 0, 0
         self._t_start = None
+        self._seconds_before = 0.0  # training time of earlier sittings (resumed runs)
 
     # -------------------------------------------------------------------------------------------- set-up
     def before_train(self, runner) -> None:
@@ -139,6 +150,28 @@ class GradPerClassHook(Hook):
                     counts[instance['bbox_label']] += 1
         return counts
 
+    # ------------------------------------------------------------------------------- resume
+    def _elapsed(self) -> float:
+        return self._seconds_before + (time.perf_counter() - self._t_start if self._t_start else 0.0)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        checkpoint['grad_per_class_hook'] = dict(
+            stats={c: [s.count, s.mean, s._m2] for c, s in self.stats.items()},
+            step_seconds={k: list(v) for k, v in self.step_seconds.items()}, hook_seconds=self.hook_seconds,
+            measured_iters=self.measured_iters, skipped_iters=self.skipped_iters, train_seconds=self._elapsed())
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        state = checkpoint.get('grad_per_class_hook')
+        if not state:
+            return
+        self.stats = {}
+        for c, (count, mean, m2) in state['stats'].items():
+            s = self.stats[int(c)] = RunningStats()
+            s.count, s.mean, s._m2 = count, mean, m2
+        self.step_seconds = {k: list(v) for k, v in state['step_seconds'].items()}
+        self.hook_seconds, self._seconds_before = state['hook_seconds'], state['train_seconds']
+        self.measured_iters, self.skipped_iters = state['measured_iters'], state['skipped_iters']
+
     def after_train(self, runner) -> None:
         for h in self._handles:
             h.remove()
@@ -147,6 +180,7 @@ class GradPerClassHook(Hook):
 
     # ------------------------------------------------------------------------------------ capture
     def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        self._t_step = time.perf_counter()
         self._calls = []
         self._armed = (runner.iter + 1) % self.interval == 0
         if self._armed:  # (get_scale reads a device tensor: only on measured iterations)
@@ -191,10 +225,25 @@ class GradPerClassHook(Hook):
             self.measured_iters += int(measured)
             self.skipped_iters += int(not measured)
             self.hook_seconds += time.perf_counter() - started
+        if self._t_step is not None and runner.iter >= self.warmup:
+            kind = 'measured' if self._armed else 'unmeasured'
+            self.step_seconds[kind].append(time.perf_counter() - self._t_step)
+        self._t_step = None
         self._calls = []
         self._armed = False
         if (runner.iter + 1) % self.write_interval == 0:
             self._write(runner, runner.iter + 1)
+
+    def step_summary(self) -> Dict:
+        """Median step time of measured and unmeasured iterations and the training time the hook adds."""
+        medians = {k: (statistics.median(v) if v else None) for k, v in self.step_seconds.items()}
+        overhead = None
+        if medians['measured'] and medians['unmeasured']:
+            overhead = (medians['measured'] / medians['unmeasured'] - 1) / self.interval
+        return dict(step_seconds=dict(median_measured=medians['measured'], median_unmeasured=medians['unmeasured'],
+                                      n_measured=len(self.step_seconds['measured']),
+                                      n_unmeasured=len(self.step_seconds['unmeasured']), warmup=self.warmup),
+                    overhead=overhead)
 
     def _write(self, runner, iterations: int) -> None:
         rows = []
@@ -207,9 +256,9 @@ class GradPerClassHook(Hook):
                               '(mmdet_plugins/engine/grad_per_class_hook.py)',
                    iteration=iterations, interval=self.interval, measured_iters=self.measured_iters,
                    skipped_iters=self.skipped_iters, hook_seconds=round(self.hook_seconds, 3),
-                   train_seconds=round(time.perf_counter() - self._t_start, 3) if self._t_start else None,
+                   train_seconds=round(self._elapsed(), 3),
                    config=osp.basename(runner.cfg.filename) if getattr(runner.cfg, 'filename', None) else None,
-                   seed=runner.seed, classes=rows)
+                   seed=runner.seed, **self.step_summary(), classes=rows)
         path = osp.join(runner.work_dir, self.filename)
         tmp = path + '.tmp'
         with open(tmp, 'w') as f:

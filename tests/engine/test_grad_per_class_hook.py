@@ -73,7 +73,7 @@ def test_training_is_unchanged_and_the_log_is_written(tmp_path):
         cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
         cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
         if with_hook:
-            cfg.custom_hooks = [dict(type='GradPerClassHook', interval=1, write_interval=2)]
+            cfg.custom_hooks = [dict(type='GradPerClassHook', interval=1, write_interval=2, warmup=0)]
         runner = _train(cfg)
         params.append({k: v.detach().clone() for k, v in runner.model.state_dict().items()})
         logs.append([float(v) for v in runner.message_hub.get_scalar('train/loss').data[0]])
@@ -88,6 +88,41 @@ def test_training_is_unchanged_and_the_log_is_written(tmp_path):
     seen = [c for c in log['classes'] if c['count']]
     assert seen and all(c['mean'] > 0 for c in seen)
     assert log['hook_seconds'] >= 0 and log['train_seconds'] > 0
+    assert log['step_seconds']['n_measured'] == 3 and log['step_seconds']['n_unmeasured'] == 0
+    assert log['overhead'] is None  # nothing unmeasured to compare with
+
+
+def test_a_resumed_run_continues_the_statistics(tmp_path):
+    data = write_tiny_coco(str(tmp_path / 'coco'), num_train=6)
+    work = str(tmp_path / 'work')
+    logs = []
+    for max_iters, resume in ((2, False), (4, True)):
+        cfg = tiny_runner_cfg('configs/mini/bf-deformable-detr_r18_1xb16-mini.py', data, work, max_iters=max_iters)
+        cfg.optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3))
+        cfg.train_cfg.val_interval = 100
+        cfg.val_dataloader = cfg.val_cfg = cfg.val_evaluator = None
+        cfg.test_dataloader = cfg.test_cfg = cfg.test_evaluator = None
+        cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False, interval=2)
+        cfg.custom_hooks = [dict(type='GradPerClassHook', interval=1, write_interval=1, warmup=0)]
+        cfg.resume = resume
+        runner = _train(cfg)
+        assert runner.iter == max_iters
+        logs.append(json.load(open(osp.join(work, 'grad_per_class.json'))))
+    first, resumed = logs
+    assert first['measured_iters'] == 2 and resumed['measured_iters'] == 4
+    assert resumed['step_seconds']['n_measured'] == 4
+    assert resumed['train_seconds'] > first['train_seconds']
+    counts = lambda log: sum(c['count'] for c in log['classes'])  # noqa: E731
+    assert counts(resumed) > counts(first) > 0
+
+
+def test_step_summary_compares_measured_and_unmeasured_steps():
+    hook = GradPerClassHook(interval=4, warmup=0)
+    hook.step_seconds = dict(measured=[0.3, 0.5, 0.4], unmeasured=[0.2, 0.2, 0.1, 0.3, 0.2])
+    summary = hook.step_summary()
+    assert summary['step_seconds']['median_measured'] == pytest.approx(0.4)
+    assert summary['step_seconds']['median_unmeasured'] == pytest.approx(0.2)
+    assert summary['overhead'] == pytest.approx((0.4 / 0.2 - 1) / 4)
 
 
 def test_refuses_a_model_without_two_stream_batchformer(tmp_path):
