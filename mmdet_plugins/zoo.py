@@ -10,6 +10,7 @@ DETECTORS = {
     'ConditionalDETR': ('conditional_detr', 'conditional-detr', 'r50_8xb2-50e'),
     'DABDETR': ('dab_detr', 'dab-detr', 'r50_8xb2-50e'),
     'DINO': ('dino', 'dino-4scale', 'r50_8xb2-12e'),
+    'SMCADETR': ('smca_detr', 'smca-detr', 'r50_8xb2-50e'),  # single-scale SMCA-DETR (mmdet_plugins.detectors)
 }
 
 

@@ -37,8 +37,8 @@ from mmdet_plugins.provenance import atomic_write_text, git_commit, today  # noq
 from mmdet_plugins.zoo import DETECTORS, config_path  # noqa: E402
 from reproduce.detection_results import read_results_csv, render_table, results_frame  # noqa: E402
 
-DEFAULT_DETECTORS = {'smoke': ['DETR'], 'mini': ['DETR', 'DeformableDETR', 'ConditionalDETR'],
-                     'full': ['DETR', 'DeformableDETR', 'ConditionalDETR']}
+DEFAULT_DETECTORS = {'smoke': ['DETR'], 'mini': ['DETR', 'DeformableDETR', 'ConditionalDETR', 'SMCADETR'],
+                     'full': ['DETR', 'DeformableDETR', 'ConditionalDETR', 'SMCADETR']}
 DEFAULT_SEEDS = {'smoke': 2, 'mini': 3, 'full': 1}
 DEFAULT_DATA_ROOT = {'smoke': 'data/fashion_canvas_smoke', 'mini': 'data/fashion_canvas', 'full': 'data/coco'}
 METRIC_KEYS = {'AP': 'coco/bbox_mAP', 'AP50': 'coco/bbox_mAP_50', 'AP75': 'coco/bbox_mAP_75',

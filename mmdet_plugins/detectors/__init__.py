@@ -1,4 +1,6 @@
 from .batchformer_mixin import BatchFormerMixin
-from .bf_detectors import BFDABDETR, BFDETR, BFDINO, BFConditionalDETR, BFDeformableDETR
+from .bf_detectors import BFDABDETR, BFDETR, BFDINO, BFSMCADETR, BFConditionalDETR, BFDeformableDETR
+from .smca_detr import SMCADETR
 
-__all__ = ['BatchFormerMixin', 'BFDETR', 'BFDeformableDETR', 'BFConditionalDETR', 'BFDABDETR', 'BFDINO']
+__all__ = ['BatchFormerMixin', 'BFDETR', 'BFDeformableDETR', 'BFConditionalDETR', 'BFDABDETR', 'BFDINO', 'SMCADETR',
+           'BFSMCADETR']

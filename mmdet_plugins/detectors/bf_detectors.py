@@ -1,4 +1,5 @@
-"""The five BatchFormerV2 detectors: each is its mmdet 3.3.0 base detector plus :class:`BatchFormerMixin`.
+"""The BatchFormerV2 detectors: each is its base detector (mmdet 3.3.0's, or this package's ``SMCADETR``) plus
+:class:`BatchFormerMixin`.
 
 Each takes the base detector's arguments and one more, ``batchformer=dict(insert_idx=[0], mode='two_stream',
 shared=True, ...)``; see :class:`~mmdet_plugins.detectors.batchformer_mixin.BatchFormerMixin`.
@@ -9,6 +10,7 @@ from torch import nn
 
 from ..batchformer import repeat_batch
 from .batchformer_mixin import BatchFormerMixin
+from .smca_detr import SMCADETR
 
 
 @MODELS.register_module()
@@ -29,6 +31,11 @@ class BFConditionalDETR(BatchFormerMixin, ConditionalDETR):
 @MODELS.register_module()
 class BFDABDETR(BatchFormerMixin, DABDETR):
     """DAB-DETR (Liu et al., 2022) with BatchFormerV2."""
+
+
+@MODELS.register_module()
+class BFSMCADETR(BatchFormerMixin, SMCADETR):
+    """Single-scale SMCA-DETR (Gao et al., 2021) with BatchFormerV2."""
 
 
 class PairedDenoisingQueries(nn.Module):

@@ -1,0 +1,28 @@
+# Single-scale SMCA-DETR on the mini benchmark (Fashion-MNIST canvases 320x320, 10 classes, long-tailed training split):
+# ResNet-18 pretrained on Fashion-MNIST classification (0.1x lr), batch 16 on one GPU, AdamW 2e-4, 3000 iterations (lr x0.1 at 80%), fp16 AMP, 50 queries.
+# The transformer, head and matcher are the full-scale config's; the backbone, data and schedule differ.
+_base_ = ['../smca_detr/smca-detr_r50_8xb2-50e_coco.py', './_base_/fashion_canvas.py']
+
+max_iters = 3000
+model = dict(
+    backbone={{_base_.mini_backbone_c5_pretrained}},
+    neck=dict(in_channels=[512]),
+    num_queries=50,
+    data_preprocessor={{_base_.mini_data_preprocessor}},
+    bbox_head=dict(type='BatchedConditionalDETRHead', num_classes=10),  # batched matching (same matches and losses as stock)
+    train_cfg={{_base_.mini_fast_train_cfg}},
+    test_cfg=dict(max_per_img=50))
+
+train_dataloader = {{_base_.mini_train_dataloader}}
+val_dataloader = {{_base_.mini_val_dataloader}}
+test_dataloader = val_dataloader
+val_evaluator = {{_base_.mini_val_evaluator}}
+test_evaluator = val_evaluator
+optim_wrapper = {{_base_.mini_optim_wrapper_pretrained}}
+default_hooks = {{_base_.mini_default_hooks}}
+log_processor = {{_base_.mini_log_processor}}
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
+param_scheduler = [
+    dict(type='MultiStepLR', begin=0, end=max_iters, by_epoch=False, milestones=[int(max_iters * 0.8)], gamma=0.1)
+]
+auto_scale_lr = dict(enable=False, base_batch_size=16)

@@ -1,0 +1,164 @@
+"""The decoder of single-scale SMCA (Spatially Modulated Co-Attention; Gao et al., ICCV 2021, arXiv 2101.07448).
+
+SMCA keeps DETR's decoder layers and adds, in every layer's cross-attention (the "co-attention"), a spatial prior
+around a box centre that each object query predicts. Notation of the paper, Sec. 3.2 (its equation numbers
+could not be read from a stored copy of the paper, so they are named by what they compute):
+
+- **Centre** (predicted once, from the object query ``O_q``; here the query's positional embedding, which is
+  DETR's learnt object query)::
+
+      c^norm = sigmoid(MLP(O_q))          two-layer MLP, normalised (x, y) in the image
+
+  and in feature-map cells ``c = c^norm * (W_valid, H_valid)``, the image's unpadded extent.
+- **Head-specific offsets and scales** (multi-head SMCA, Sec. 3.3): every head h shifts the shared centre by
+  its own offset and has its own width and height scales, predicted in every decoder layer from the layer's
+  input (content + positional query)::
+
+      c_h = c + FC_offset(q)_h,    (1 / s_w,h, 1 / s_h,h) = FC_scale(q)_h
+
+  The layer predicts the *inverse* scales, so ``log G`` below is a polynomial in them (no division), as the
+  official code does (its "type3" dynamic scale). ``FC_scale`` starts at weight 0, bias 1 (``s = 1`` cell) and
+  ``FC_offset`` at 0 (the shared centre).
+- **Gaussian-like weight map** over the feature cells ``(i, j)`` (cell centres, in cells)::
+
+      G_h(i, j) = exp( -(i - c_w,h)^2 / (beta * s_w,h^2) - (j - c_h,h)^2 / (beta * s_h,h^2) )
+
+  with the bandwidth constant ``beta = 8`` (the official code's default, ``--smooth 8``).
+- **Spatially modulated co-attention**::
+
+      C_h = softmax( K_h^T Q_h / sqrt(d) + log G_h ) V_h
+
+  ``log G`` enters as the additive float attention mask of the cross-attention (``cross_attn_mask``), with
+  ``-inf`` at padded cells. It is clamped at ``-1e4`` elsewhere, so that no row is all ``-inf`` in fp16.
+- **Boxes relative to the centre**: ``box = sigmoid(MLP(D) + [logit(c^norm), 0, 0])``; that is what mmdet's
+  ``ConditionalDETRHead`` does with the ``references`` this decoder returns (``c^norm``, ``(B, Q, 2)``).
+
+Not implemented: the multi-scale encoder and scale-selection attention of the fully-fledged SMCA.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+from mmdet.models.layers import MLP, DetrTransformerDecoder
+from mmdet.registry import MODELS
+from torch import Tensor, nn
+
+__all__ = ['SMCATransformerDecoder', 'spatial_log_weights', 'cell_grid', 'valid_extent']
+
+LOG_WEIGHT_FLOOR = -1e4
+
+
+def spatial_log_weights(centers: Tensor, inv_scales: Tensor, grid: Tensor, beta: float = 8.0) -> Tensor:
+    """``log G`` of SMCA for every head, query and feature cell.
+
+    Args:
+        centers: ``(B, Q, H, 2)`` each head's centre ``(x, y)``, in feature cells.
+        inv_scales: ``(B, Q, H, 2)`` each head's inverse scales ``(1 / s_w, 1 / s_h)``, in 1 / cells.
+        grid: ``(HW, 2)`` the cells' centres ``(x, y)``, in cells (:func:`cell_grid`).
+        beta: the bandwidth constant.
+
+    Returns:
+        ``(B, H, Q, HW)``: ``-((x - c_x)^2 / s_w^2 + (y - c_y)^2 / s_h^2) / beta``, clamped at ``-1e4``.
+    """
+    if beta <= 0:
+        raise ValueError(f'SMCA: beta must be > 0, got {beta}')
+    offsets = grid[None, None, None] - centers.unsqueeze(3)  # (B, Q, H, HW, 2)
+    log_w = -(offsets.square() * inv_scales.square().unsqueeze(3)).sum(-1) / beta  # (B, Q, H, HW)
+    return log_w.clamp(min=LOG_WEIGHT_FLOOR).permute(0, 2, 1, 3)
+
+
+def cell_grid(height: int, width: int, device=None, dtype=torch.float32) -> Tensor:
+    """``(height * width, 2)`` the centres ``(x + 0.5, y + 0.5)`` of a feature map's cells, row-major (as the
+    flattened memory)."""
+    ys, xs = torch.meshgrid(torch.arange(height, device=device, dtype=dtype),
+                            torch.arange(width, device=device, dtype=dtype), indexing='ij')
+    return torch.stack([xs, ys], dim=-1).reshape(-1, 2) + 0.5
+
+
+def valid_extent(key_padding_mask: Optional[Tensor], batch_size: int, height: int, width: int,
+                 device=None) -> Tensor:
+    """``(B, 2)`` each image's unpadded width and height in cells, from the ``(B, height * width)`` padding mask
+    (True: padding; images are padded at the right and bottom). Without a mask: the whole map."""
+    if key_padding_mask is None:
+        return torch.tensor([width, height], device=device, dtype=torch.float32).expand(batch_size, 2)
+    valid = ~key_padding_mask.view(batch_size, height, width)
+    return torch.stack([valid[:, 0, :].sum(-1), valid[:, :, 0].sum(-1)], dim=-1).float()
+
+
+@MODELS.register_module()
+class SMCATransformerDecoder(DetrTransformerDecoder):
+    """DETR's decoder with SMCA's spatially modulated co-attention (module docstring).
+
+    Args:
+        beta: the Gaussian's bandwidth constant (default 8).
+        *args, **kwargs: as :class:`DetrTransformerDecoder` (``num_layers``, ``layer_cfg``, ``post_norm_cfg``,
+            ``return_intermediate``).
+    """
+
+    def __init__(self, *args, beta: float = 8.0, **kwargs) -> None:
+        if beta <= 0:
+            raise ValueError(f'SMCATransformerDecoder: beta must be > 0, got {beta}')
+        super().__init__(*args, **kwargs)
+        self.beta = float(beta)
+
+    def _init_layers(self) -> None:
+        super()._init_layers()
+        self.num_heads = self.layers[0].cross_attn.num_heads
+        dims = self.embed_dims
+        self.center_mlp = MLP(dims, dims, 2, 2)  # c^norm = sigmoid(MLP(O_q))
+        self.offset_fcs = nn.ModuleList(nn.Linear(dims, 2 * self.num_heads) for _ in range(self.num_layers))
+        self.inv_scale_fcs = nn.ModuleList(nn.Linear(dims, 2 * self.num_heads) for _ in range(self.num_layers))
+        self.reset_spatial_parameters()
+
+    def reset_spatial_parameters(self) -> None:
+        """Offsets 0 and scales 1 cell at the start (the detector calls this after its xavier init)."""
+        for fc in self.offset_fcs:
+            nn.init.zeros_(fc.weight)
+            nn.init.zeros_(fc.bias)
+        for fc in self.inv_scale_fcs:
+            nn.init.zeros_(fc.weight)
+            nn.init.ones_(fc.bias)
+
+    def forward(self, query: Tensor, key: Tensor, value: Tensor, query_pos: Tensor, key_pos: Tensor,
+                key_padding_mask: Optional[Tensor], spatial_shape: Tuple[int, int],
+                **kwargs) -> Tuple[Tensor, Tensor]:
+        """Decode.
+
+        Args:
+            query: ``(B, Q, C)`` content queries (zeros at the first layer, as DETR).
+            key, value: ``(B, HW, C)`` the encoder's memory.
+            query_pos: ``(B, Q, C)`` the learnt object queries ``O_q``.
+            key_pos: ``(B, HW, C)`` the memory's positional encoding.
+            key_padding_mask: ``(B, HW)`` True at padding, or None.
+            spatial_shape: ``(height, width)`` of the feature map the memory was flattened from.
+
+        Returns:
+            ``hidden_states``: ``(num_layers, B, Q, C)`` (``(1, B, Q, C)`` without ``return_intermediate``), after
+            the post-norm; ``references``: ``(B, Q, 2)`` the normalised centres ``c^norm`` ``(x, y)``.
+        """
+        batch_size, num_queries = query.shape[:2]
+        height, width = spatial_shape
+        if height * width != key.size(1):
+            raise ValueError(f'SMCATransformerDecoder: spatial_shape {tuple(spatial_shape)} does not match the '
+                             f'memory length {key.size(1)}')
+        references = self.center_mlp(query_pos).sigmoid()  # (B, Q, 2)
+        extent = valid_extent(key_padding_mask, batch_size, height, width, device=key.device)
+        centers = (references * extent[:, None]).unsqueeze(2)  # (B, Q, 1, 2) in cells
+        grid = cell_grid(height, width, device=key.device)
+
+        intermediate = []
+        for layer, offset_fc, inv_scale_fc in zip(self.layers, self.offset_fcs, self.inv_scale_fcs):
+            spatial_in = query + query_pos
+            head_centers = centers + offset_fc(spatial_in).view(batch_size, num_queries, self.num_heads, 2)
+            inv_scales = inv_scale_fc(spatial_in).view(batch_size, num_queries, self.num_heads, 2)
+            log_w = spatial_log_weights(head_centers.float(), inv_scales.float(), grid, self.beta)
+            if key_padding_mask is not None:  # one float mask: the prior, and -inf at padding
+                log_w = log_w.masked_fill(key_padding_mask[:, None, None, :], float('-inf'))
+            query = layer(query, key=key, value=value, query_pos=query_pos, key_pos=key_pos,
+                          cross_attn_mask=log_w.reshape(batch_size * self.num_heads, num_queries, -1), **kwargs)
+            if self.return_intermediate:
+                intermediate.append(self.post_norm(query))
+        if self.return_intermediate:
+            return torch.stack(intermediate), references
+        return self.post_norm(query).unsqueeze(0), references
