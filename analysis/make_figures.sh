@@ -10,7 +10,7 @@ OUT=${1:-results/figures}
 mkdir -p "$OUT"
 
 "$PY" analysis/plot_curves.py results/logs/detection_mini/*.json --smooth 3 -o "$OUT/curves_detection_mini.png" \
-  --title "Mini benchmark, stock mmdet components (results/logs/detection_mini)"
+  --title "Mini benchmark, results/logs/detection_mini (Deformable DETR: stock mmdet components; the others: fast components)"
 "$PY" analysis/plot_curves.py results/logs/detection_mini_fast/*.json --smooth 3 \
   -o "$OUT/curves_detection_mini_fast.png" \
   --title "Mini benchmark, fast components, same configs and seeds (results/logs/detection_mini_fast)"
@@ -24,19 +24,22 @@ if [ ${#grad_logs[@]} -gt 0 ]; then
   "$PY" analysis/plot_grad_per_class.py "${grad_logs[@]}" -o "$OUT/grad_per_class_mini.png"
 else
   echo "skipped grad_per_class_mini.png: no logs under results/logs/grad_per_class/<run>/grad_per_class.json;" \
-       "train configs/mini/analysis/bf-deformable-detr_r18_1xb16-mini_gradlog.py (tools/train.py) on a GPU and" \
-       "copy its work directory's grad_per_class.json there"
+       "make them on a GPU with bash analysis/train_analysis_runs.sh"
 fi
-# Grad-CAM needs checkpoints, which git does not store: the table script's mini runs leave them here.
-base_ckpt=work_dirs/table_detection/mini/DeformableDETR-base-s0/iter_1500.pth
-bf_ckpt=work_dirs/table_detection/mini/DeformableDETR-bf-s0/iter_1500.pth
+# Grad-CAM needs checkpoints, which git does not store: analysis/train_analysis_runs.sh trains them (one GPU, about
+# 7 minutes on an H200) into work_dirs/analysis/ and draws results/figures/gradcam/ itself.
+base_ckpt=work_dirs/analysis/deformable-detr-base-s0/iter_1500.pth
+bf_ckpt=work_dirs/analysis/bf-deformable-detr-gradlog-s0/iter_1500.pth
 if [ -f "$base_ckpt" ] && [ -f "$bf_ckpt" ] && [ -d data/fashion_canvas/val ]; then
   mkdir -p "$OUT/gradcam"
   "$PY" analysis/gradcam.py configs/mini/deformable-detr_r18_1xb16-mini.py "$base_ckpt" \
-    data/fashion_canvas/val/val_00000{0,1,2,3}.png -o "$OUT/gradcam" \
+    data/fashion_canvas/val/val_00000{0,1,2,3,4,5}.png -o "$OUT/gradcam" \
     --compare configs/mini/bf-deformable-detr_r18_1xb16-mini.py "$bf_ckpt" --names baseline BatchFormerV2
+elif ls results/figures/gradcam/*.png >/dev/null 2>&1; then
+  echo "gradcam/: no checkpoints under work_dirs/analysis/, so the stored results/figures/gradcam/ stays as it is" \
+       "(bash analysis/train_analysis_runs.sh on a GPU makes new ones)"
 else
-  echo "skipped gradcam/: needs $base_ckpt and $bf_ckpt (train them with" \
-       "bash reproduce/table_detection.sh --detectors DeformableDETR --seeds 1) and data/fashion_canvas"
+  echo "skipped gradcam/: needs $base_ckpt and $bf_ckpt (bash analysis/train_analysis_runs.sh on a GPU)" \
+       "and data/fashion_canvas"
 fi
 echo "figures in $OUT"

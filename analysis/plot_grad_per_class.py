@@ -6,7 +6,9 @@ BatchFormerV2, from GradPerClassHook's logs (``grad_per_class.json``; mmdet_plug
 Classes are on the x axis, sorted by their number of training boxes (most frequent first; the count is in the tick
 label). For every log (a detector, a seed) the mean cross-sample gradient norm of the class's images is drawn with
 its standard deviation as an error bar; logs with the same label are averaged (the error bar then is the spread of
-their means). The label of a log is ``--labels`` or its parent directory's name.
+their means). The label of a log is ``--labels`` or its parent directory's name. Every series' legend entry, and the
+printed summary, gives the Spearman rank correlation between a class's training frequency and its mean gradient
+(negative: rarer classes receive larger gradients).
 """
 from __future__ import annotations
 
@@ -40,7 +42,19 @@ def read_log(path: str) -> dict:
     return log
 
 
-def plot(paths, labels, out: str, title: str = None) -> None:
+def frequency_correlation(boxes, means):
+    """Spearman's rho (and its p-value) between the classes' training box counts and their mean gradients,
+    over the classes with a measured mean."""
+    from scipy.stats import spearmanr
+    pairs = [(b, m) for b, m in zip(boxes, means) if m == m]  # (NaN: class never measured)
+    if len(pairs) < 3:
+        return float('nan'), float('nan')
+    result = spearmanr([b for b, _ in pairs], [m for _, m in pairs])
+    return float(result.statistic), float(result.pvalue)
+
+
+def plot(paths, labels, out: str, title: str = None) -> list:
+    """Draw the figure; return one summary line per series (label, Spearman rho and p)."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -59,6 +73,7 @@ def plot(paths, labels, out: str, title: str = None) -> None:
     colours = sns.color_palette('colorblind', len(grouped))
     fig, ax = plt.subplots(figsize=(max(8, 0.9 * len(names) + 3), 4.8))
     width = 0.8 / len(grouped)
+    summary = []
     for g, (label, group) in enumerate(grouped.items()):
         means, spreads = [], []
         for k in order:
@@ -75,8 +90,11 @@ def plot(paths, labels, out: str, title: str = None) -> None:
                 spreads.append((sum((v - m) ** 2 for v in values) / max(1, len(values) - 1)) ** 0.5)
         xs = [n - 0.4 + width * (g + 0.5) for n in range(len(order))]
         what = 'std over images' if len(group) == 1 else f'spread over {len(group)} runs'
+        rho, pvalue = frequency_correlation([boxes[k] for k in order], means)
+        summary.append(f'{label}: Spearman rho(training boxes, mean gradient) = {rho:+.2f} (p = {pvalue:.2f}, '
+                       f'{len(order)} classes)')
         ax.errorbar(xs, means, yerr=spreads, fmt='o', color=colours[g], capsize=3,
-                    label=f'{label} ({what})')
+                    label=f'{label} ({what}); Spearman rho(frequency, mean) = {rho:+.2f}, p = {pvalue:.2f}')
     ax.set_xticks(range(len(order)))
     ax.set_xticklabels([f'{names[k]}\n{boxes[k]} boxes' for k in order], rotation=0, fontsize=8)
     ax.set_xlabel('class, by number of training boxes (most frequent first)')
@@ -85,6 +103,7 @@ def plot(paths, labels, out: str, title: str = None) -> None:
     ax.legend(fontsize=8)
     from analysis.figure_io import finish_figure
     finish_figure(fig, out)
+    return summary
 
 
 def main(argv=None):
@@ -97,7 +116,8 @@ def main(argv=None):
     labels = args.labels or [osp.basename(osp.dirname(osp.abspath(path))) for path in args.logs]
     if len(labels) != len(args.logs):
         p.error(f'{len(labels)} --labels for {len(args.logs)} logs')
-    plot(args.logs, labels, args.out, args.title)
+    for line in plot(args.logs, labels, args.out, args.title):
+        print(line)
     print(f'wrote {args.out}')
     return 0
 

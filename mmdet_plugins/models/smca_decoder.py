@@ -7,16 +7,18 @@ could not be read from a stored copy of the paper, so they are named by what the
 - **Centre** (predicted once, from the object query ``O_q``; here the query's positional embedding, which is
   DETR's learnt object query)::
 
-      c^norm = sigmoid(MLP(O_q))          two-layer MLP, normalised (x, y) in the image
+      c^norm = sigmoid(MLP(LN(O_q)))      two-layer MLP, normalised (x, y) in the image
 
   and in feature-map cells ``c = c^norm * (W_valid, H_valid)``, the image's unpadded extent.
 - **Head-specific offsets and scales** (multi-head SMCA, Sec. 3.3): every head h shifts the shared centre by
   its own offset and has its own width and height scales, predicted in every decoder layer from the layer's
   input (content + positional query)::
 
-      c_h = c + FC_offset(q)_h,    (1 / s_w,h, 1 / s_h,h) = FC_scale(q)_h
+      c_h = c + FC_offset(LN(q))_h,    (1 / s_w,h, 1 / s_h,h) = FC_scale(LN(q))_h
 
-  The layer predicts the *inverse* scales, so ``log G`` below is a polynomial in them (no division), as the
+  ``LN`` is a LayerNorm per decoder layer, as in the official code (``norm4``). A first version without it
+  (unnormalised inputs, so the predicted offsets and scales can move far in a few steps) stalled or collapsed
+  to the average box on the mini benchmark (``results/logs/calibration_mini/smca_v1/``). The layer predicts the *inverse* scales, so ``log G`` below is a polynomial in them (no division), as the
   official code does (its "type3" dynamic scale). ``FC_scale`` starts at weight 0, bias 1 (``s = 1`` cell) and
   ``FC_offset`` at 0 (the shared centre).
 - **Gaussian-like weight map** over the feature cells ``(i, j)`` (cell centres, in cells)::
@@ -106,7 +108,8 @@ class SMCATransformerDecoder(DetrTransformerDecoder):
         super()._init_layers()
         self.num_heads = self.layers[0].cross_attn.num_heads
         dims = self.embed_dims
-        self.center_mlp = MLP(dims, dims, 2, 2)  # c^norm = sigmoid(MLP(O_q))
+        self.center_mlp = MLP(dims, dims, 2, 2)  # c^norm = sigmoid(MLP(LN(O_q)))
+        self.spatial_norms = nn.ModuleList(nn.LayerNorm(dims) for _ in range(self.num_layers))
         self.offset_fcs = nn.ModuleList(nn.Linear(dims, 2 * self.num_heads) for _ in range(self.num_layers))
         self.inv_scale_fcs = nn.ModuleList(nn.Linear(dims, 2 * self.num_heads) for _ in range(self.num_layers))
         self.reset_spatial_parameters()
@@ -142,14 +145,15 @@ class SMCATransformerDecoder(DetrTransformerDecoder):
         if height * width != key.size(1):
             raise ValueError(f'SMCATransformerDecoder: spatial_shape {tuple(spatial_shape)} does not match the '
                              f'memory length {key.size(1)}')
-        references = self.center_mlp(query_pos).sigmoid()  # (B, Q, 2)
+        references = self.center_mlp(self.spatial_norms[0](query_pos)).sigmoid()  # (B, Q, 2)
         extent = valid_extent(key_padding_mask, batch_size, height, width, device=key.device)
         centers = (references * extent[:, None]).unsqueeze(2)  # (B, Q, 1, 2) in cells
         grid = cell_grid(height, width, device=key.device)
 
         intermediate = []
-        for layer, offset_fc, inv_scale_fc in zip(self.layers, self.offset_fcs, self.inv_scale_fcs):
-            spatial_in = query + query_pos
+        for layer, norm, offset_fc, inv_scale_fc in zip(self.layers, self.spatial_norms, self.offset_fcs,
+                                                        self.inv_scale_fcs):
+            spatial_in = norm(query + query_pos)
             head_centers = centers + offset_fc(spatial_in).view(batch_size, num_queries, self.num_heads, 2)
             inv_scales = inv_scale_fc(spatial_in).view(batch_size, num_queries, self.num_heads, 2)
             log_w = spatial_log_weights(head_centers.float(), inv_scales.float(), grid, self.beta)

@@ -125,3 +125,14 @@ def test_gradcam_baseline_and_bf_side_by_side_on_the_cpu(tmp_path):
     assert res.returncode != 0 and 'no such checkpoint' in res.stderr
     res = script('gradcam.py', base_cfg, base, str(tmp_path / 'missing.png'), '-o', str(out))
     assert res.returncode != 0 and 'no such image' in res.stderr
+
+
+def test_frequency_correlation_sign():
+    sys.path.insert(0, REPO)
+    from analysis.plot_grad_per_class import frequency_correlation
+    rho, p = frequency_correlation([500, 300, 100, 50], [1.0, 2.0, 3.0, 4.0])  # rarer: larger
+    assert rho == pytest.approx(-1.0) and 0 <= p <= 1
+    rho, _ = frequency_correlation([500, 300, 100, 50], [4.0, float('nan'), 2.0, 1.0])  # a class never measured
+    assert rho == pytest.approx(1.0)
+    rho, _ = frequency_correlation([5, 3], [1.0, 2.0])
+    assert rho != rho, 'fewer than 3 classes: undefined (NaN)'

@@ -106,7 +106,7 @@ def test_decoder_outputs_shapes_centres_and_ignores_padding():
     with torch.no_grad():
         hidden, refs = decoder(torch.zeros(B, Q, DIMS), key, key, query_pos, key_pos, mask.view(B, -1), (H, W))
         assert hidden.shape == (3, B, Q, DIMS) and refs.shape == (B, Q, 2)
-        assert torch.allclose(refs, decoder.center_mlp(query_pos).sigmoid())
+        assert torch.allclose(refs, decoder.center_mlp(decoder.spatial_norms[0](query_pos)).sigmoid())
         # changing the padded memory of image 1 changes nothing
         key2 = key.clone().view(B, H, W, DIMS)
         key2[1, :, 6:] = 100.0
