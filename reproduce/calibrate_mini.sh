@@ -9,6 +9,9 @@
 # pretrained (2400 iterations, validation at 1200 and 2400), the Fashion-MNIST-pretrained ResNet-18 (made first
 #   when missing: python -m mmdet_plugins.pretrain.fashion_mnist_backbone): DETR and Conditional DETR, C5, with
 #   the backbone at 0.1x the learning rate (the configs' setting) and at 1x.
+# smca (1000 iterations, validation at 1000), pretrained backbone: SMCA-DETR seed 1, whose table run learned and
+#   then fell back to the average-box plateau by iteration 1000: as configured (fp16, lr 2e-4), in fp32, at lr 1e-4
+#   (the official SMCA lr), and both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -21,15 +24,18 @@ SCRATCH="model.backbone.init_cfg=None optim_wrapper.paramwise_cfg.custom_keys.ba
 case "$SET" in
   scratch) ITERS=1800 ;;
   pretrained) ITERS=2400 ;;
-  *) echo "error: unknown set '$SET' (scratch or pretrained)" >&2; exit 2 ;;
+  smca) ITERS=1000 ;;
+  *) echo "error: unknown set '$SET' (scratch, pretrained or smca)" >&2; exit 2 ;;
 esac
-S="train_cfg.max_iters=$ITERS train_cfg.val_interval=$(( ITERS / 2 )) param_scheduler.0.end=$ITERS param_scheduler.0.milestones=[$(( ITERS * 4 / 5 ))] default_hooks.checkpoint.interval=100000"
+VAL=$(( ITERS / 2 )); [ "$SET" = smca ] && VAL=$ITERS
+S="train_cfg.max_iters=$ITERS train_cfg.val_interval=$VAL param_scheduler.0.end=$ITERS param_scheduler.0.milestones=[$(( ITERS * 4 / 5 ))] default_hooks.checkpoint.interval=100000"
 i=0
 names=()
-run() {  # name config [cfg-options...]
-  local name=$1 cfg=$2; shift 2
+run() {  # name config [tools/train.py flags] [cfg-options...]
+  local name=$1 cfg=$2 flags=(); shift 2
+  while [ "${1:-}" = --no-amp ]; do flags+=("$1"); shift; done
   CUDA_VISIBLE_DEVICES=$(( i % NGPU )) "$PY" tools/train.py "configs/mini/$cfg" --work-dir "work_dirs/calib/$name" \
-    --cfg-options $S "$@" > "work_dirs/calib/$name.log" 2>&1 &
+    "${flags[@]}" --cfg-options $S "$@" > "work_dirs/calib/$name.log" 2>&1 &
   i=$(( i + 1 )); names+=("$name")
 }
 mkdir -p work_dirs/calib results/logs/calibration_mini
@@ -38,21 +44,30 @@ if [ "$SET" = scratch ]; then
   run cond-c5 conditional-detr_r18_1xb16-mini.py $SCRATCH
   run dab-c5 dab-detr_r18_1xb16-mini.py $SCRATCH
   run cond-c4 conditional-detr_r18_1xb16-mini.py $SCRATCH $C4
-else
+else  # pretrained, smca: the Fashion-MNIST-pretrained backbone
   ckpt=data/pretrained/resnet18_gn_fashion_mnist.pth
   [ -f "$ckpt" ] || "$PY" -m mmdet_plugins.pretrain.fashion_mnist_backbone "$ckpt" 2>&1 | tee work_dirs/calib/pretrain.log
   cp "$ckpt" /dev/null  # fail here, not in four runs, if it is missing
-  run detr-pre detr_r18_1xb16-mini.py
-  run detr-pre-lr1 detr_r18_1xb16-mini.py $LR1
-  run cond-pre conditional-detr_r18_1xb16-mini.py
-  run cond-pre-lr1 conditional-detr_r18_1xb16-mini.py $LR1
+  if [ "$SET" = smca ]; then
+    LR=optim_wrapper.optimizer.lr=1e-4
+    run smca-s1 smca-detr_r18_1xb16-mini.py randomness.seed=1
+    run smca-s1-fp32 smca-detr_r18_1xb16-mini.py --no-amp randomness.seed=1
+    run smca-s1-lr1e-4 smca-detr_r18_1xb16-mini.py randomness.seed=1 $LR
+    run smca-s1-fp32-lr1e-4 smca-detr_r18_1xb16-mini.py --no-amp randomness.seed=1 $LR
+  else
+    run detr-pre detr_r18_1xb16-mini.py
+    run detr-pre-lr1 detr_r18_1xb16-mini.py $LR1
+    run cond-pre conditional-detr_r18_1xb16-mini.py
+    run cond-pre-lr1 conditional-detr_r18_1xb16-mini.py $LR1
+  fi
 fi
 wait
 for name in "${names[@]}"; do
   cp "$(ls -t work_dirs/calib/$name/*/vis_data/scalars.json | head -1)" results/logs/calibration_mini/$name.json
 done
 logs=()
-for name in detr-c4 cond-c5 cond-c4 dab-c5 detr-c5-3000-scratch detr-pre detr-pre-lr1 cond-pre cond-pre-lr1; do
+for name in detr-c4 cond-c5 cond-c4 dab-c5 detr-c5-3000-scratch detr-pre detr-pre-lr1 cond-pre cond-pre-lr1 \
+            smca-s1 smca-s1-fp32 smca-s1-lr1e-4 smca-s1-fp32-lr1e-4; do
   [ -f results/logs/calibration_mini/$name.json ] && logs+=(results/logs/calibration_mini/$name.json)
 done
 "$PY" reproduce/log_summary.py "${logs[@]}" \

@@ -100,3 +100,15 @@ def test_train_entry_point_adds_the_deadline_hook_only_with_bf_deadline(monkeypa
     monkeypatch.setenv('BF_DEADLINE', '1e12')
     types = [h['type'] for h in train.build_config(train.parse_args(argv)).custom_hooks]
     assert types == ['GradPerClassHook', 'StopAtDeadlineHook']
+
+
+def test_train_entry_point_no_amp(monkeypatch):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('bf_train_tool', osp.join(REPO, 'tools', 'train.py'))
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    monkeypatch.chdir(REPO)
+    cfg = train.build_config(train.parse_args(['configs/mini/smca-detr_r18_1xb16-mini.py', '--no-amp']))
+    assert cfg.optim_wrapper.type == 'OptimWrapper' and 'loss_scale' not in cfg.optim_wrapper
+    with pytest.raises(SystemExit, match='contradict'):
+        train.build_config(train.parse_args(['configs/mini/smca-detr_r18_1xb16-mini.py', '--no-amp', '--amp']))

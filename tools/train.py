@@ -22,6 +22,8 @@ def parse_args(argv=None):
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models (default: work_dirs/CONFIG_NAME)')
     parser.add_argument('--amp', action='store_true', help='enable automatic mixed precision training')
+    parser.add_argument('--no-amp', action='store_true',
+                        help='train in fp32 even where the config asks for mixed precision (AmpOptimWrapper)')
     parser.add_argument('--auto-scale-lr', action='store_true', help='scale the lr by the actual batch size')
     parser.add_argument(
         '--resume', nargs='?', type=str, const='auto',
@@ -56,6 +58,10 @@ def load_config(path: str, launcher: str, cfg_options=None, work_dir=None) -> Co
 
 def build_config(args) -> Config:
     cfg = load_config(args.config, args.launcher, args.cfg_options, args.work_dir)
+    if args.amp and args.no_amp:
+        raise SystemExit('--amp and --no-amp contradict each other: choose one')
+    if args.no_amp:
+        amp_off(cfg, 'tools/train.py: --no-amp')
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.loss_scale = 'dynamic'
@@ -77,9 +83,14 @@ def build_config(args) -> Config:
 def amp_off_without_gpu(cfg: Config) -> None:
     """mmengine's AmpOptimWrapper refuses to run without a GPU: on the CPU train in fp32, and say so."""
     import torch
-    if cfg.get('optim_wrapper', {}).get('type') == 'AmpOptimWrapper' and not torch.cuda.is_available():
-        print('tools/train.py: no GPU, so the config\'s AmpOptimWrapper (fp16 mixed precision) is replaced by '
-              'OptimWrapper (fp32)')
+    if not torch.cuda.is_available():
+        amp_off(cfg, 'tools/train.py: no GPU')
+
+
+def amp_off(cfg: Config, why: str) -> None:
+    """Replace the config's AmpOptimWrapper (mixed precision) by OptimWrapper (fp32), saying so."""
+    if cfg.get('optim_wrapper', {}).get('type') == 'AmpOptimWrapper':
+        print(f'{why}: the config\'s AmpOptimWrapper (mixed precision) is replaced by OptimWrapper (fp32)')
         cfg.optim_wrapper.type = 'OptimWrapper'
         for key in ('loss_scale', 'dtype', 'use_fsdp'):
             cfg.optim_wrapper.pop(key, None)
