@@ -49,11 +49,11 @@ else  # pretrained, smca: the Fashion-MNIST-pretrained backbone
   [ -f "$ckpt" ] || "$PY" -m mmdet_plugins.pretrain.fashion_mnist_backbone "$ckpt" 2>&1 | tee work_dirs/calib/pretrain.log
   cp "$ckpt" /dev/null  # fail here, not in four runs, if it is missing
   if [ "$SET" = smca ]; then
-    LR=optim_wrapper.optimizer.lr=1e-4
-    run smca-s1 smca-detr_r18_1xb16-mini.py randomness.seed=1
-    run smca-s1-fp32 smca-detr_r18_1xb16-mini.py --no-amp randomness.seed=1
-    run smca-s1-lr1e-4 smca-detr_r18_1xb16-mini.py randomness.seed=1 $LR
-    run smca-s1-fp32-lr1e-4 smca-detr_r18_1xb16-mini.py --no-amp randomness.seed=1 $LR
+    LR2=optim_wrapper.optimizer.lr=2e-4 LR1=optim_wrapper.optimizer.lr=1e-4  # (the config's lr is now 1e-4)
+    run smca-fp16-lr2e-4-s1 smca-detr_r18_1xb16-mini.py randomness.seed=1 $LR2
+    run smca-fp32-lr2e-4-s1 smca-detr_r18_1xb16-mini.py --no-amp randomness.seed=1 $LR2
+    run smca-fp16-lr1e-4-s1 smca-detr_r18_1xb16-mini.py randomness.seed=1 $LR1
+    run smca-fp32-lr1e-4-s1 smca-detr_r18_1xb16-mini.py --no-amp randomness.seed=1 $LR1
   else
     run detr-pre detr_r18_1xb16-mini.py
     run detr-pre-lr1 detr_r18_1xb16-mini.py $LR1
@@ -67,7 +67,7 @@ for name in "${names[@]}"; do
 done
 logs=()
 for name in detr-c4 cond-c5 cond-c4 dab-c5 detr-c5-3000-scratch detr-pre detr-pre-lr1 cond-pre cond-pre-lr1 \
-            smca-s1 smca-s1-fp32 smca-s1-lr1e-4 smca-s1-fp32-lr1e-4; do
+            smca-fp16-lr2e-4-s1 smca-fp32-lr2e-4-s1 smca-fp16-lr1e-4-s1 smca-fp32-lr1e-4-s1; do
   [ -f results/logs/calibration_mini/$name.json ] && logs+=(results/logs/calibration_mini/$name.json)
 done
 "$PY" reproduce/log_summary.py "${logs[@]}" \

@@ -129,6 +129,26 @@ def _fmt_diff(diff, half):
 NOT_LEARNED_AP = 1.0
 
 
+def stalled_runs(df, skip=()):
+    """Per detector (not in ``skip``) with at least one run at chance: 'DET: base seeds [..], BF seeds [..]'."""
+    out = []
+    for detector, group in df.groupby('detector', sort=True):
+        if detector in skip:
+            continue
+        low = group[group.AP < NOT_LEARNED_AP]
+        if low.empty:
+            continue
+        parts = []
+        for bf, name in ((0, 'baseline'), (1, 'BF')):
+            seeds = sorted(int(x) for x in low[low.bf == bf].seed)
+            if seeds:
+                total = int((group.bf == bf).sum())
+                parts.append(f'{name} seed{"s" if len(seeds) > 1 else ""} {", ".join(map(str, seeds))} '
+                             f'({len(seeds)} of {total})')
+        out.append(f'{detector}: ' + ', '.join(parts))
+    return out
+
+
 def render_table(df, paper, scale: str, banner=None) -> str:
     """Markdown: measured mean ± std over seeds, the paired BF - baseline difference with its 95% interval,
     and the paper's numbers (with their source) for the same detector."""
@@ -160,6 +180,10 @@ def render_table(df, paper, scale: str, banner=None) -> str:
         lines += ['', f'**Not a measurement of BatchFormerV2:** {", ".join(not_learned)}: the baseline stayed at '
                   f'chance (AP < {NOT_LEARNED_AP:g}) with this config, so its row says only that this detector '
                   'does not learn here in this schedule, not whether BatchFormerV2 helps it.']
+    stalled = stalled_runs(df, skip=not_learned)
+    if stalled:
+        lines += ['', '**Runs at chance** (AP < %g) in rows that otherwise learned; their seeds pull the mean and '
+                  'widen the interval: %s.' % (NOT_LEARNED_AP, '; '.join(stalled))]
     if paper is not None:
         sources = sorted(set(paper.source.dropna()))
         lines += ['', 'Paper sources: ' + '; '.join(sources)]
