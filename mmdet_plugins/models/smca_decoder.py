@@ -7,7 +7,8 @@ could not be read from a stored copy of the paper, so they are named by what the
 - **Centre** (predicted once, from the object query ``O_q``; here the query's positional embedding, which is
   DETR's learnt object query)::
 
-      c^norm = sigmoid(MLP(LN(O_q)))      two-layer MLP, normalised (x, y) in the image
+      c^norm = sigmoid(MLP(LN(O_q)))      two-layer MLP (the paper's; the official code has three layers),
+                                          normalised (x, y) in the image
 
   and in feature-map cells ``c = c^norm * (W_valid, H_valid)``, the image's unpadded extent.
 - **Head-specific offsets and scales** (multi-head SMCA, Sec. 3.3): every head h shifts the shared centre by
@@ -18,9 +19,12 @@ could not be read from a stored copy of the paper, so they are named by what the
 
   ``LN`` is a LayerNorm per decoder layer, as in the official code (``norm4``). A first version without it
   (unnormalised inputs, so the predicted offsets and scales can move far in a few steps) stalled or collapsed
-  to the average box on the mini benchmark (``results/logs/calibration_mini/smca_v1/``). The layer predicts the *inverse* scales, so ``log G`` below is a polynomial in them (no division), as the
-  official code does (its "type3" dynamic scale). ``FC_scale`` starts at weight 0, bias 1 (``s = 1`` cell) and
-  ``FC_offset`` at 0 (the shared centre).
+  to the average box on the mini benchmark (``results/logs/calibration_mini/smca_v1/``; the instability that
+  remained was the learning rate, see the mini config). The layer predicts the *inverse* scales, so ``log G``
+  below is a polynomial in them (no division), as the official code does (its "type3" dynamic scale).
+  ``FC_scale`` starts at weight 0, bias 1 (``s = 1`` cell), as the official code's; ``FC_offset`` starts at 0, so
+  every head starts at the shared centre (the official code leaves its offset layer at the default init: a
+  deviation).
 - **Gaussian-like weight map** over the feature cells ``(i, j)`` (cell centres, in cells)::
 
       G_h(i, j) = exp( -(i - c_w,h)^2 / (beta * s_w,h^2) - (j - c_h,h)^2 / (beta * s_h,h^2) )
@@ -31,7 +35,8 @@ could not be read from a stored copy of the paper, so they are named by what the
       C_h = softmax( K_h^T Q_h / sqrt(d) + log G_h ) V_h
 
   ``log G`` enters as the additive float attention mask of the cross-attention (``cross_attn_mask``), with
-  ``-inf`` at padded cells. It is clamped at ``-1e4`` elsewhere, so that no row is all ``-inf`` in fp16.
+  ``-inf`` at padded cells; each row is shifted so that its best valid cell is at 0 (softmax is unchanged) and
+  clamped at ``-1e4``, so that no row is all ``-inf`` in fp16 (:func:`attention_bias`).
 - **Boxes relative to the centre**: ``box = sigmoid(MLP(D) + [logit(c^norm), 0, 0])``; that is what mmdet's
   ``ConditionalDETRHead`` does with the ``references`` this decoder returns (``c^norm``, ``(B, Q, 2)``).
 
@@ -46,7 +51,7 @@ from mmdet.models.layers import MLP, DetrTransformerDecoder
 from mmdet.registry import MODELS
 from torch import Tensor, nn
 
-__all__ = ['SMCATransformerDecoder', 'spatial_log_weights', 'cell_grid', 'valid_extent']
+__all__ = ['SMCATransformerDecoder', 'spatial_log_weights', 'attention_bias', 'cell_grid', 'valid_extent']
 
 LOG_WEIGHT_FLOOR = -1e4
 
@@ -61,13 +66,34 @@ def spatial_log_weights(centers: Tensor, inv_scales: Tensor, grid: Tensor, beta:
         beta: the bandwidth constant.
 
     Returns:
-        ``(B, H, Q, HW)``: ``-((x - c_x)^2 / s_w^2 + (y - c_y)^2 / s_h^2) / beta``, clamped at ``-1e4``.
+        ``(B, H, Q, HW)``: ``-((x - c_x)^2 / s_w^2 + (y - c_y)^2 / s_h^2) / beta`` (not clamped; see
+        :func:`attention_bias`).
     """
     if beta <= 0:
         raise ValueError(f'SMCA: beta must be > 0, got {beta}')
-    offsets = grid[None, None, None] - centers.unsqueeze(3)  # (B, Q, H, HW, 2)
-    log_w = -(offsets.square() * inv_scales.square().unsqueeze(3)).sum(-1) / beta  # (B, Q, H, HW)
-    return log_w.clamp(min=LOG_WEIGHT_FLOOR).permute(0, 2, 1, 3)
+    centers, inv_scales = centers.permute(0, 2, 1, 3), inv_scales.permute(0, 2, 1, 3)  # (B, H, Q, 2)
+    dx = grid[:, 0] - centers[..., 0:1]  # (B, H, Q, HW); x and y apart: no (B, H, Q, HW, 2) intermediate
+    dy = grid[:, 1] - centers[..., 1:2]
+    return -(dx.square() * inv_scales[..., 0:1].square() + dy.square() * inv_scales[..., 1:2].square()) / beta
+
+
+def attention_bias(log_w: Tensor, key_padding_mask: Optional[Tensor] = None) -> Tensor:
+    """The float attention mask from ``log G``: ``-inf`` at padding, each row shifted so that its largest valid
+    entry is 0 (softmax does not change), then clamped at ``-1e4`` (finite in fp16, so a row far from its centre
+    keeps the prior's shape near its best cells instead of turning into ``-inf``).
+
+    Args:
+        log_w: ``(B, H, Q, HW)`` from :func:`spatial_log_weights`.
+        key_padding_mask: ``(B, HW)`` True at padding, or None.
+
+    Returns:
+        ``(B, H, Q, HW)``.
+    """
+    pad = None if key_padding_mask is None else key_padding_mask[:, None, None, :]
+    if pad is not None:
+        log_w = log_w.masked_fill(pad, float('-inf'))
+    log_w = (log_w - log_w.amax(-1, keepdim=True).detach()).clamp(min=LOG_WEIGHT_FLOOR)
+    return log_w if pad is None else log_w.masked_fill(pad, float('-inf'))
 
 
 def cell_grid(height: int, width: int, device=None, dtype=torch.float32) -> Tensor:
@@ -145,7 +171,7 @@ class SMCATransformerDecoder(DetrTransformerDecoder):
         if height * width != key.size(1):
             raise ValueError(f'SMCATransformerDecoder: spatial_shape {tuple(spatial_shape)} does not match the '
                              f'memory length {key.size(1)}')
-        references = self.center_mlp(self.spatial_norms[0](query_pos)).sigmoid()  # (B, Q, 2)
+        references = self.center_mlp(self.spatial_norms[0](query_pos)).float().sigmoid()  # (B, Q, 2), fp32
         extent = valid_extent(key_padding_mask, batch_size, height, width, device=key.device)
         centers = (references * extent[:, None]).unsqueeze(2)  # (B, Q, 1, 2) in cells
         grid = cell_grid(height, width, device=key.device)
@@ -156,11 +182,10 @@ class SMCATransformerDecoder(DetrTransformerDecoder):
             spatial_in = norm(query + query_pos)
             head_centers = centers + offset_fc(spatial_in).view(batch_size, num_queries, self.num_heads, 2)
             inv_scales = inv_scale_fc(spatial_in).view(batch_size, num_queries, self.num_heads, 2)
-            log_w = spatial_log_weights(head_centers.float(), inv_scales.float(), grid, self.beta)
-            if key_padding_mask is not None:  # one float mask: the prior, and -inf at padding
-                log_w = log_w.masked_fill(key_padding_mask[:, None, None, :], float('-inf'))
+            bias = attention_bias(spatial_log_weights(head_centers.float(), inv_scales.float(), grid, self.beta),
+                                  key_padding_mask)  # one float mask: the prior, and -inf at padding
             query = layer(query, key=key, value=value, query_pos=query_pos, key_pos=key_pos,
-                          cross_attn_mask=log_w.reshape(batch_size * self.num_heads, num_queries, -1), **kwargs)
+                          cross_attn_mask=bias.reshape(batch_size * self.num_heads, num_queries, -1), **kwargs)
             if self.return_intermediate:
                 intermediate.append(self.post_norm(query))
         if self.return_intermediate:
