@@ -78,7 +78,8 @@ def set_data_root(cfg, data_root: str):
 
 
 def build_run_config(run: Run, scale: str, data_root: str, schedule):
-    """The config a run trains with: the repository's config plus the scale's data root, seed and hooks."""
+    """The config a run trains with: the repository's config plus the scale's data root and seed. (--deadline
+    reaches the run as BF_DEADLINE, for which tools/train.py adds the stopping hook.)"""
     from mmengine.config import Config
     cfg = Config.fromfile(osp.join(REPO, run.config))
     cfg.work_dir = run.work_dir
@@ -86,8 +87,6 @@ def build_run_config(run: Run, scale: str, data_root: str, schedule):
     set_data_root(cfg, data_root)
     if scale == 'smoke':
         apply_smoke_overrides(cfg)
-    if schedule.unit == 'iter':  # does nothing unless BF_DEADLINE is set (--deadline)
-        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type='StopAtDeadlineHook')]
     cfg.visualizer.name = run.name  # one visualizer per run name (mmengine keeps them per process)
     return cfg
 

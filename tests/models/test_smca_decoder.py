@@ -31,20 +31,27 @@ def _cross_attention_weights(decoder, query, key, centers, inv_scales):
     return weights
 
 
+def _random_inputs(seed, B=2, Q=5):
+    """Queries ``(B, Q, C)``, memory ``(B, HW, C)`` and per-head centres ``(B, Q, heads, 2)`` on the map."""
+    torch.manual_seed(seed)
+    query, key = torch.randn(B, Q, DIMS), torch.randn(B, H * W, DIMS)
+    return query, key, torch.rand(B, Q, HEADS, 2) * torch.tensor([W, H])
+
+
+def _cell_distances(centers):
+    """``(B, heads, Q, HW)`` distance of every cell centre to each head's centre ``(B, Q, heads, 2)``."""
+    return (cell_grid(H, W)[None, None] - centers.unsqueeze(3)).norm(dim=-1).permute(0, 2, 1, 3)
+
+
 def _mass_near(weights, centers, radius):
     """Share of each (image, head, query)'s attention on cells within ``radius`` cells of its centre."""
-    grid = cell_grid(H, W)
-    dist = (grid[None, None] - centers.unsqueeze(3)).norm(dim=-1)  # (B, Q, heads, HW)
-    near = (dist <= radius).permute(0, 2, 1, 3).float()  # (B, heads, Q, HW)
-    return (weights * near).sum(-1)
+    return (weights * (_cell_distances(centers) <= radius).float()).sum(-1)
 
 
 def test_small_scale_concentrates_attention_at_the_centre():
     decoder = _decoder()
-    torch.manual_seed(1)
-    B, Q = 2, 5
-    query, key = torch.randn(B, Q, DIMS), torch.randn(B, H * W, DIMS)
-    centers = torch.rand(B, Q, HEADS, 2) * torch.tensor([W, H])
+    query, key, centers = _random_inputs(seed=1)
+    B, Q = query.shape[:2]
     with torch.no_grad():
         small = _cross_attention_weights(decoder, query, key, centers, torch.full((B, Q, HEADS, 2), 1 / 0.1))
         unmodulated = _cross_attention_weights(decoder, query, key, centers, torch.zeros(B, Q, HEADS, 2))
@@ -52,16 +59,13 @@ def test_small_scale_concentrates_attention_at_the_centre():
     assert near_small.min() > 0.99, 'a scale of 0.1 cell must put (nearly) all the mass within 1.5 cells'
     assert _mass_near(unmodulated, centers, radius=1.5).max() < 0.5, 'control: without the prior it does not'
     # the most attended cell is the one nearest each head's centre
-    nearest = (cell_grid(H, W)[None, None, None] - centers.unsqueeze(3)).norm(dim=-1).argmin(-1)
-    assert torch.equal(small.argmax(-1), nearest.permute(0, 2, 1))
+    assert torch.equal(small.argmax(-1), _cell_distances(centers).argmin(-1))
 
 
 def test_very_large_scale_matches_unmodulated_attention():
     decoder = _decoder()
-    torch.manual_seed(2)
-    B, Q = 2, 5
-    query, key = torch.randn(B, Q, DIMS), torch.randn(B, H * W, DIMS)
-    centers = torch.rand(B, Q, HEADS, 2) * torch.tensor([W, H])
+    query, key, centers = _random_inputs(seed=2)
+    B, Q = query.shape[:2]
     attn = decoder.layers[0].cross_attn.attn
     with torch.no_grad():
         large = _cross_attention_weights(decoder, query, key, centers, torch.full((B, Q, HEADS, 2), 1e-4))
