@@ -19,8 +19,8 @@ mkdir -p "$OUT"
   --title "Calibration: DETR-style detectors from scratch and with the Fashion-MNIST-pretrained backbone (one seed)"
 
 "$PY" analysis/plot_curves.py results/logs/calibration_mini/smca-{fp16,fp32}-lr{2e-4,1e-4}-s1.json \
-  results/logs/detection_mini/DETR-base-s1.json -o "$OUT/curves_calibration_smca.png" \
-  --title "Calibration: SMCA-DETR seed 1 (fp16/fp32, lr 2e-4/1e-4) and the table's DETR seed 1 (softmax CE: another loss scale)"
+  results/logs/calibration_mini/detr_3000it/DETR-base-s1.json -o "$OUT/curves_calibration_smca.png" \
+  --title "Calibration: SMCA-DETR seed 1 (fp16/fp32, lr 2e-4/1e-4) and DETR seed 1 at 3000 iterations (softmax CE: another loss scale)"
 shopt -s nullglob
 grad_logs=(results/logs/grad_per_class/*/grad_per_class.json)
 if [ ${#grad_logs[@]} -gt 0 ]; then
