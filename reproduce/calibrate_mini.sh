@@ -12,12 +12,17 @@
 # smca (1000 iterations, validation at 1000), pretrained backbone: SMCA-DETR seed 1, whose table run learned and
 #   then fell back to the average-box plateau by iteration 1000: as configured (fp16, lr 2e-4), in fp32, at lr 1e-4
 #   (the official SMCA lr), and both.
+# detr (2400 iterations, validation at 1200 and 2400), pretrained backbone: DETR seeds 0 and 2, whose 8000-iteration
+#   baselines stayed at chance, as configured (fp16, lr 2e-4), at lr 1e-4 (the official DETR lr) and in fp32: does
+#   DETR's plateau have the cause SMCA's had?
+# GPUS="2 3" puts the runs on those GPUs (default: all, one run each, round-robin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] && PY=.venv/bin/python
 SET=${1:-pretrained}
-NGPU=$("$PY" -c 'import torch; print(max(1, torch.cuda.device_count()))')
+if [ -n "${GPUS:-}" ]; then read -r -a GPU_IDS <<< "$GPUS"
+else read -r -a GPU_IDS <<< "$("$PY" -c 'import torch; print(*range(max(1, torch.cuda.device_count())))')"; fi
 C4="model.backbone.out_indices=(2,) model.neck.in_channels=[256]"
 LR1="optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult=1.0"
 SCRATCH="model.backbone.init_cfg=None optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult=1.0"
@@ -25,7 +30,8 @@ case "$SET" in
   scratch) ITERS=1800 ;;
   pretrained) ITERS=2400 ;;
   smca) ITERS=1000 ;;
-  *) echo "error: unknown set '$SET' (scratch, pretrained or smca)" >&2; exit 2 ;;
+  detr) ITERS=2400 ;;
+  *) echo "error: unknown set '$SET' (scratch, pretrained, smca or detr)" >&2; exit 2 ;;
 esac
 VAL=$(( ITERS / 2 )); [ "$SET" = smca ] && VAL=$ITERS
 S="train_cfg.max_iters=$ITERS train_cfg.val_interval=$VAL param_scheduler.0.end=$ITERS param_scheduler.0.milestones=[$(( ITERS * 4 / 5 ))] default_hooks.checkpoint.interval=100000"
@@ -34,7 +40,7 @@ names=()
 run() {  # name config [tools/train.py flags] [cfg-options...]
   local name=$1 cfg=$2 flags=(); shift 2
   while [ "${1:-}" = --no-amp ]; do flags+=("$1"); shift; done
-  CUDA_VISIBLE_DEVICES=$(( i % NGPU )) "$PY" tools/train.py "configs/mini/$cfg" --work-dir "work_dirs/calib/$name" \
+  CUDA_VISIBLE_DEVICES=${GPU_IDS[$(( i % ${#GPU_IDS[@]} ))]} "$PY" tools/train.py "configs/mini/$cfg" --work-dir "work_dirs/calib/$name" \
     "${flags[@]}" --cfg-options $S "$@" > "work_dirs/calib/$name.log" 2>&1 &
   i=$(( i + 1 )); names+=("$name")
 }
@@ -44,7 +50,7 @@ if [ "$SET" = scratch ]; then
   run cond-c5 conditional-detr_r18_1xb16-mini.py $SCRATCH
   run dab-c5 dab-detr_r18_1xb16-mini.py $SCRATCH
   run cond-c4 conditional-detr_r18_1xb16-mini.py $SCRATCH $C4
-else  # pretrained, smca: the Fashion-MNIST-pretrained backbone
+else  # pretrained, smca, detr: the Fashion-MNIST-pretrained backbone
   ckpt=data/pretrained/resnet18_gn_fashion_mnist.pth
   [ -f "$ckpt" ] || "$PY" -m mmdet_plugins.pretrain.fashion_mnist_backbone "$ckpt" 2>&1 | tee work_dirs/calib/pretrain.log
   cp "$ckpt" /dev/null  # fail here, not in four runs, if it is missing
@@ -54,6 +60,12 @@ else  # pretrained, smca: the Fashion-MNIST-pretrained backbone
     run smca-fp32-lr2e-4-s1 smca-detr_r18_1xb16-mini.py --no-amp randomness.seed=1 $LR2
     run smca-fp16-lr1e-4-s1 smca-detr_r18_1xb16-mini.py randomness.seed=1 $LR1
     run smca-fp32-lr1e-4-s1 smca-detr_r18_1xb16-mini.py --no-amp randomness.seed=1 $LR1
+  elif [ "$SET" = detr ]; then
+    LR1=optim_wrapper.optimizer.lr=1e-4
+    run detr-fp16-lr2e-4-s0 detr_r18_1xb16-mini.py randomness.seed=0
+    run detr-fp16-lr1e-4-s0 detr_r18_1xb16-mini.py randomness.seed=0 $LR1
+    run detr-fp32-lr2e-4-s0 detr_r18_1xb16-mini.py --no-amp randomness.seed=0
+    run detr-fp16-lr1e-4-s2 detr_r18_1xb16-mini.py randomness.seed=2 $LR1
   else
     run detr-pre detr_r18_1xb16-mini.py
     run detr-pre-lr1 detr_r18_1xb16-mini.py $LR1
@@ -67,7 +79,8 @@ for name in "${names[@]}"; do
 done
 logs=()
 for name in detr-c4 cond-c5 cond-c4 dab-c5 detr-c5-3000-scratch detr-pre detr-pre-lr1 cond-pre cond-pre-lr1 \
-            smca-fp16-lr2e-4-s1 smca-fp32-lr2e-4-s1 smca-fp16-lr1e-4-s1 smca-fp32-lr1e-4-s1; do
+            smca-fp16-lr2e-4-s1 smca-fp32-lr2e-4-s1 smca-fp16-lr1e-4-s1 smca-fp32-lr1e-4-s1 \
+            detr-fp16-lr2e-4-s0 detr-fp16-lr1e-4-s0 detr-fp32-lr2e-4-s0 detr-fp16-lr1e-4-s2; do
   [ -f results/logs/calibration_mini/$name.json ] && logs+=(results/logs/calibration_mini/$name.json)
 done
 "$PY" reproduce/log_summary.py "${logs[@]}" \

@@ -6,6 +6,8 @@
 # (give the table script the other GPUs with --gpu-ids) and returns $OUT/profile.tgz.
 # Optional: ANALYSIS_GPU=3 also runs analysis/train_analysis_runs.sh on that GPU (the gradient-per-class run, its
 # baseline and Grad-CAM; same deadline, resumed by the next call) and returns $OUT/analysis.tgz.
+# Optional: CALIBRATE_SET=detr CALIBRATE_GPUS="0 1" also runs reproduce/calibrate_mini.sh with that set on those
+# GPUs (same deadline; not resumed) and returns $OUT/calibrate.tgz.
 # Call it again at once (the machine stays warm about 30 s): finished runs are skipped, stopped ones resume.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +33,15 @@ if [ -n "${ANALYSIS_GPU:-}" ]; then
     bash analysis/train_analysis_runs.sh > /tmp/analysis.log 2>&1 ) &
   ana_pid=$!
 fi
+cal_pid=
+if [ -n "${CALIBRATE_SET:-}" ]; then
+  ckpt=data/pretrained/resnet18_gn_fashion_mnist.pth  # made once here, not by both scripts at the same time
+  [ -f "$ckpt" ] || python3 -m mmdet_plugins.pretrain.fashion_mnist_backbone "$ckpt" > /tmp/pretrain.log 2>&1
+  left=$(( BUDGET - SECONDS - 75 ))
+  ( export GPUS=${CALIBRATE_GPUS:-} BF_DEADLINE=$(( $(date +%s) + left - 20 ))
+    bash reproduce/calibrate_mini.sh "$CALIBRATE_SET" > /tmp/calibrate.log 2>&1 ) &
+  cal_pid=$!
+fi
 set +e
 PYTHONUNBUFFERED=1 bash reproduce/table_detection.sh --scale mini --deadline "$left" --min-start-s 120 "$@" \
   2>&1 | tee "$OUT/table.log"
@@ -45,6 +56,12 @@ if [ -n "$ana_pid" ]; then
   cp /tmp/analysis.log work_dirs/analysis/ 2>/dev/null || true
   tar czf "$OUT/analysis.tgz" results/logs/grad_per_class results/figures/gradcam \
     $(ls work_dirs/analysis/*.log 2>/dev/null) 2>/dev/null || true
+fi
+if [ -n "$cal_pid" ]; then
+  wait "$cal_pid" || echo "[device] the calibration failed: see calibrate.log in calibrate.tgz"
+  cp /tmp/calibrate.log work_dirs/calib/ 2>/dev/null || true
+  tar czf "$OUT/calibrate.tgz" results/logs/calibration_mini results/tables/calibration_mini.md \
+    $(ls work_dirs/calib/*.log 2>/dev/null) 2>/dev/null || true
 fi
 tar czf "$OUT/results.tgz" results/measured results/tables results/logs 2>/dev/null || true
 nvidia-smi --query-gpu=name,utilization.gpu,memory.used --format=csv,noheader || true
