@@ -88,3 +88,11 @@ done
   results/logs/detection_mini/DeformableDETR-base-s0.json \
   --title "Mini-scale schedule calibration (reproduce/calibrate_mini.sh); provenance: results/logs/calibration_mini/README.md" \
   --out results/tables/calibration_mini.md
+# The DETR set beside the table's runs of the same seeds (same settings up to iteration 1920): box L1 on the way.
+detr_logs=(results/logs/calibration_mini/{detr-fp16-lr1e-4-s0,detr-fp16-lr1e-4-s2,detr-fp32-lr2e-4-s0,bf-detr-fp16-lr1e-4-s0}.json
+           results/logs/detection_mini/DETR-{base-s0,base-s2,bf-s0}.json)
+if ls "${detr_logs[@]}" > /dev/null 2>&1; then
+  "$PY" reproduce/log_summary.py "${detr_logs[@]}" --at 1000 1500 1900 \
+    --title "DETR calibration (calibrate_mini.sh detr) beside the table's DETR runs of the same seeds (fp16, lr 2e-4, 8000 iterations); provenance: results/logs/calibration_mini/README.md" \
+    --out results/tables/calibration_detr.md
+fi

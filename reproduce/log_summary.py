@@ -2,6 +2,10 @@
 per run, the training loss at the start and at the end, and every validation's bbox AP, as a markdown table.
 
     python reproduce/log_summary.py results/logs/calibration_mini/*.json [--out results/tables/calibration_mini.md]
+    python reproduce/log_summary.py LOG ... --at 1000 1500 1900 [--key loss_bbox]   # also a metric at those iterations
+
+``--at`` adds a column per iteration with the training metric logged at exactly that iteration (one logging
+window's mean, as mmengine logs it); an iteration the log does not have is an error naming the nearest ones.
 
 A run is named after its file (``NAME.json``), or after its work directory for ``.../NAME/<time>/vis_data/scalars.json``.
 """
@@ -60,13 +64,29 @@ def summarise(path: str) -> dict:
                 aps=[(int(v['iter']), 100.0 * float(v[AP_KEY])) for v in val])
 
 
-def render(rows) -> str:
-    lines = ['| run | iterations | loss, first 3 logs | loss, last 3 logs | loss_cls, last | loss_bbox, last | '
-             'bbox AP (iteration: AP) |', '|---|---|---|---|---|---|---|']
+def value_at(path: str, key: str, iteration: int) -> float:
+    """The training metric ``key`` logged at ``iteration`` in the log at ``path``."""
+    train, _ = read_log(path)
+    logged = {int(r['iter']): r for r in train if 'iter' in r}
+    if iteration not in logged:
+        near = sorted(logged, key=lambda it: abs(it - iteration))[:2]
+        raise SystemExit(f'error: {path} has no training log at iteration {iteration} (nearest: {sorted(near)}); '
+                         f'pick iterations the logs have (a multiple of the logging interval)')
+    if key not in logged[iteration]:
+        raise SystemExit(f'error: {path}, iteration {iteration}: no {key!r} in the log row')
+    return float(logged[iteration][key])
+
+
+def render(rows, at=(), key='loss_bbox') -> str:
+    head = ['run', 'iterations', 'loss, first 3 logs', 'loss, last 3 logs', 'loss_cls, last', 'loss_bbox, last']
+    head += [f'{key} at {it}' for it in at] + ['bbox AP (iteration: AP)']
+    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
     for r in rows:
         aps = ', '.join(f'{it}: {ap:.1f}' for it, ap in r['aps']) or '–'
-        lines.append(f"| {r['run']} | {r['iterations']} | {r['loss_start']:.2f} | {r['loss_end']:.2f} | "
-                     f"{r['loss_cls_end']:.3f} | {r['loss_bbox_end']:.3f} | {aps} |")
+        cells = [r['run'], str(r['iterations']), f"{r['loss_start']:.2f}", f"{r['loss_end']:.2f}",
+                 f"{r['loss_cls_end']:.3f}", f"{r['loss_bbox_end']:.3f}"]
+        cells += [f'{v:.2f}' for v in r.get('at', [])] + [aps]
+        lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
 
 
@@ -75,11 +95,15 @@ def main(argv=None):
     p.add_argument('logs', nargs='+', help='mmengine json logs')
     p.add_argument('--out', default=None, help='write the markdown table here (atomically)')
     p.add_argument('--title', default=None, help='a line above the table')
+    p.add_argument('--at', type=int, nargs='+', default=[], metavar='ITER',
+                   help='also show the training metric --key logged at these iterations')
+    p.add_argument('--key', default='loss_bbox', help='the metric --at shows (default: loss_bbox, the box L1)')
     args = p.parse_args(argv)
     missing = [path for path in args.logs if not osp.isfile(path)]
     if missing:
         raise SystemExit(f'error: no such log file: {missing}')
-    text = render([summarise(path) for path in args.logs])
+    rows = [dict(summarise(path), at=[value_at(path, args.key, it) for it in args.at]) for path in args.logs]
+    text = render(rows, args.at, args.key)
     if args.title:
         text = f'{args.title}\n\n{text}'
     if args.out:
