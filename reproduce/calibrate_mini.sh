@@ -2,8 +2,10 @@
 # Schedule calibration of the DETR-style mini configs: short runs of four variants side by side, one per GPU,
 # with validations on the way, to see whether a detector learns at all before paying for its seeds. Writes the
 # json logs to results/logs/calibration_mini/ and a summary of every calibration log there (with the table's
-# DETR and Deformable DETR runs for reference) to results/tables/calibration_mini.md (reproduce/log_summary.py).
-#   bash reproduce/calibrate_mini.sh [scratch|pretrained]     # on a machine with 4 GPUs (fewer: they share)
+# DETR and Deformable DETR runs for reference) to results/tables/calibration_mini.md (reproduce/log_summary.py),
+# and the detr set beside the table's DETR runs to results/tables/calibration_detr.md. Only runs that reached their
+# last iteration are stored; a run that failed or stopped early is named and the script exits 1.
+#   bash reproduce/calibrate_mini.sh [scratch|pretrained|smca|detr]   # on a machine with 4 GPUs (fewer: they share)
 # scratch (1800 iterations, validation at 900 and 1800), from-scratch backbones: DETR with ResNet-18 C4
 #   features (stride 16) instead of C5; Conditional DETR with C5 and with C4; DAB-DETR with C5.
 # pretrained (2400 iterations, validation at 1200 and 2400), the Fashion-MNIST-pretrained ResNet-18 (made first
@@ -22,8 +24,14 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] && PY=.venv/bin/python
 SET=${1:-pretrained}
-if [ -n "${GPUS:-}" ]; then read -r -a GPU_IDS <<< "$GPUS"
-else read -r -a GPU_IDS <<< "$("$PY" -c 'import torch; print(*range(max(1, torch.cuda.device_count())))')"; fi
+if [ -n "${GPUS:-}" ]; then gpu_list=$GPUS
+else gpu_list=$("$PY" -c 'import torch; print(*range(max(1, torch.cuda.device_count())))') \
+  || { echo "error: could not count the GPUs with torch; set GPUS=\"0 1 ...\"" >&2; exit 2; }; fi
+IFS=', ' read -r -a GPU_IDS <<< "$gpu_list"
+for g in "${GPU_IDS[@]}"; do
+  [[ $g =~ ^[0-9]+$ ]] || { echo "error: GPUS='$GPUS': '$g' is not a GPU id (give ids like \"0 1\" or \"0,1\")" >&2; exit 2; }
+done
+[ ${#GPU_IDS[@]} -gt 0 ] || { echo "error: no GPU ids (GPUS='${GPUS:-}')" >&2; exit 2; }
 C4="model.backbone.out_indices=(2,) model.neck.in_channels=[256]"
 LR1="optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult=1.0"
 SCRATCH="model.backbone.init_cfg=None optim_wrapper.paramwise_cfg.custom_keys.backbone.lr_mult=1.0"
@@ -37,13 +45,13 @@ esac
 VAL=$(( ITERS / 2 )); [ "$SET" = smca ] && VAL=$ITERS
 S="train_cfg.max_iters=$ITERS train_cfg.val_interval=$VAL param_scheduler.0.end=$ITERS param_scheduler.0.milestones=[$(( ITERS * 4 / 5 ))] default_hooks.checkpoint.interval=100000"
 i=0
-names=()
+names=() pids=()
 run() {  # name config [tools/train.py flags] [cfg-options...]
   local name=$1 cfg=$2 flags=(); shift 2
   while [ "${1:-}" = --no-amp ]; do flags+=("$1"); shift; done
   CUDA_VISIBLE_DEVICES=${GPU_IDS[$(( i % ${#GPU_IDS[@]} ))]} "$PY" tools/train.py "configs/mini/$cfg" --work-dir "work_dirs/calib/$name" \
     "${flags[@]}" --cfg-options $S "$@" > "work_dirs/calib/$name.log" 2>&1 &
-  i=$(( i + 1 )); names+=("$name")
+  pids+=($!); i=$(( i + 1 )); names+=("$name")
 }
 mkdir -p work_dirs/calib results/logs/calibration_mini
 if [ "$SET" = scratch ]; then
@@ -62,10 +70,10 @@ else  # pretrained, smca, detr: the Fashion-MNIST-pretrained backbone
     run smca-fp16-lr1e-4-s1 smca-detr_r18_1xb16-mini.py randomness.seed=1 $LR1
     run smca-fp32-lr1e-4-s1 smca-detr_r18_1xb16-mini.py --no-amp randomness.seed=1 $LR1
   elif [ "$SET" = detr ]; then
-    LR1=optim_wrapper.optimizer.lr=1e-4
+    LR2=optim_wrapper.optimizer.lr=2e-4 LR1=optim_wrapper.optimizer.lr=1e-4
     run detr-fp16-lr1e-4-s0 detr_r18_1xb16-mini.py randomness.seed=0 $LR1
     run detr-fp16-lr1e-4-s2 detr_r18_1xb16-mini.py randomness.seed=2 $LR1
-    run detr-fp32-lr2e-4-s0 detr_r18_1xb16-mini.py --no-amp randomness.seed=0
+    run detr-fp32-lr2e-4-s0 detr_r18_1xb16-mini.py --no-amp randomness.seed=0 $LR2
     run bf-detr-fp16-lr1e-4-s0 bf-detr_r18_1xb16-mini.py randomness.seed=0 $LR1
   else
     run detr-pre detr_r18_1xb16-mini.py
@@ -74,8 +82,16 @@ else  # pretrained, smca, detr: the Fashion-MNIST-pretrained backbone
     run cond-pre-lr1 conditional-detr_r18_1xb16-mini.py $LR1
   fi
 fi
-wait
-for name in "${names[@]}"; do
+incomplete=()
+for k in "${!names[@]}"; do
+  name=${names[$k]}
+  if ! wait "${pids[$k]}"; then
+    echo "error: $name failed: see work_dirs/calib/$name.log" >&2; incomplete+=("$name"); continue
+  fi
+  if ! grep -q "Iter(train) \[$ITERS/$ITERS\]" "work_dirs/calib/$name.log"; then  # e.g. stopped at BF_DEADLINE
+    echo "error: $name stopped before iteration $ITERS: its log is not stored (work_dirs/calib/$name.log)" >&2
+    incomplete+=("$name"); continue
+  fi
   cp "$(ls -t work_dirs/calib/$name/*/vis_data/scalars.json | head -1)" results/logs/calibration_mini/$name.json
 done
 logs=()
@@ -96,3 +112,4 @@ if ls "${detr_logs[@]}" > /dev/null 2>&1; then
     --title "DETR calibration (calibrate_mini.sh detr) beside the table's DETR runs of the same seeds (fp16, lr 2e-4, 8000 iterations); provenance: results/logs/calibration_mini/README.md" \
     --out results/tables/calibration_detr.md
 fi
+if [ ${#incomplete[@]} -gt 0 ]; then echo "incomplete runs (not stored): ${incomplete[*]}" >&2; exit 1; fi

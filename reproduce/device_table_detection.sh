@@ -6,8 +6,9 @@
 # (give the table script the other GPUs with --gpu-ids) and returns $OUT/profile.tgz.
 # Optional: ANALYSIS_GPU=3 also runs analysis/train_analysis_runs.sh on that GPU (the gradient-per-class run, its
 # baseline and Grad-CAM; same deadline, resumed by the next call) and returns $OUT/analysis.tgz.
-# Optional: CALIBRATE_SET=detr CALIBRATE_GPUS="0 1" also runs reproduce/calibrate_mini.sh with that set on those
-# GPUs (same deadline; not resumed) and returns $OUT/calibrate.tgz.
+# Optional: CALIBRATE_SET=detr CALIBRATE_GPUS="2 3" also runs reproduce/calibrate_mini.sh with that set on those
+# GPUs (give the table script the others with --gpu-ids, or leave it nothing to train; without CALIBRATE_GPUS the
+# calibration shares every GPU) with the same deadline, not resumed, and returns $OUT/calibrate.tgz.
 # Call it again at once (the machine stays warm about 30 s): finished runs are skipped, stopped ones resume.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,7 +37,8 @@ fi
 cal_pid=
 if [ -n "${CALIBRATE_SET:-}" ]; then
   ckpt=data/pretrained/resnet18_gn_fashion_mnist.pth  # made once here, not by both scripts at the same time
-  [ -f "$ckpt" ] || python3 -m mmdet_plugins.pretrain.fashion_mnist_backbone "$ckpt" > /tmp/pretrain.log 2>&1
+  [ -f "$ckpt" ] || python3 -m mmdet_plugins.pretrain.fashion_mnist_backbone "$ckpt" > /tmp/pretrain.log 2>&1 \
+    || echo "[device] pretraining the backbone failed: see pretrain.log in calibrate.tgz"
   left=$(( BUDGET - SECONDS - 75 ))
   ( export GPUS=${CALIBRATE_GPUS:-} BF_DEADLINE=$(( $(date +%s) + left - 20 ))
     bash reproduce/calibrate_mini.sh "$CALIBRATE_SET" > /tmp/calibrate.log 2>&1 ) &
@@ -59,8 +61,8 @@ if [ -n "$ana_pid" ]; then
 fi
 if [ -n "$cal_pid" ]; then
   wait "$cal_pid" || echo "[device] the calibration failed: see calibrate.log in calibrate.tgz"
-  cp /tmp/calibrate.log work_dirs/calib/ 2>/dev/null || true
-  tar czf "$OUT/calibrate.tgz" results/logs/calibration_mini results/tables/calibration_mini.md \
+  cp /tmp/calibrate.log /tmp/pretrain.log work_dirs/calib/ 2>/dev/null || true
+  tar czf "$OUT/calibrate.tgz" results/logs/calibration_mini results/tables/calibration_{mini,detr}.md \
     $(ls work_dirs/calib/*.log 2>/dev/null) 2>/dev/null || true
 fi
 tar czf "$OUT/results.tgz" results/measured results/tables results/logs 2>/dev/null || true

@@ -64,9 +64,9 @@ def summarise(path: str) -> dict:
                 aps=[(int(v['iter']), 100.0 * float(v[AP_KEY])) for v in val])
 
 
-def value_at(path: str, key: str, iteration: int) -> float:
-    """The training metric ``key`` logged at ``iteration`` in the log at ``path``."""
-    train, _ = read_log(path)
+def value_at(path: str, train, key: str, iteration: int) -> float:
+    """The training metric ``key`` logged at ``iteration`` among ``train`` (the training rows of the log at
+    ``path``, as read_log returns them). Should a merged log repeat an iteration, the last row counts."""
     logged = {int(r['iter']): r for r in train if 'iter' in r}
     if iteration not in logged:
         near = sorted(logged, key=lambda it: abs(it - iteration))[:2]
@@ -85,7 +85,7 @@ def render(rows, at=(), key='loss_bbox') -> str:
         aps = ', '.join(f'{it}: {ap:.1f}' for it, ap in r['aps']) or '–'
         cells = [r['run'], str(r['iterations']), f"{r['loss_start']:.2f}", f"{r['loss_end']:.2f}",
                  f"{r['loss_cls_end']:.3f}", f"{r['loss_bbox_end']:.3f}"]
-        cells += [f'{v:.2f}' for v in r.get('at', [])] + [aps]
+        cells += [f'{v:.2f}' for v in (r.get('at') or [math.nan] * len(at))] + [aps]
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
 
@@ -97,13 +97,19 @@ def main(argv=None):
     p.add_argument('--title', default=None, help='a line above the table')
     p.add_argument('--at', type=int, nargs='+', default=[], metavar='ITER',
                    help='also show the training metric --key logged at these iterations')
-    p.add_argument('--key', default='loss_bbox', help='the metric --at shows (default: loss_bbox, the box L1)')
+    p.add_argument('--key', default=None, help='the metric --at shows (default: loss_bbox, the box L1)')
     args = p.parse_args(argv)
+    if args.key and not args.at:
+        p.error('--key names the metric that --at shows: give --at ITER ... too')
+    key = args.key or 'loss_bbox'
     missing = [path for path in args.logs if not osp.isfile(path)]
     if missing:
         raise SystemExit(f'error: no such log file: {missing}')
-    rows = [dict(summarise(path), at=[value_at(path, args.key, it) for it in args.at]) for path in args.logs]
-    text = render(rows, args.at, args.key)
+    rows = []
+    for path in args.logs:
+        train = read_log(path)[0] if args.at else []
+        rows.append(dict(summarise(path), at=[value_at(path, train, key, it) for it in args.at]))
+    text = render(rows, args.at, key)
     if args.title:
         text = f'{args.title}\n\n{text}'
     if args.out:

@@ -1,7 +1,7 @@
 # DETR on the mini benchmark (Fashion-MNIST canvases 320x320, 10 classes, long-tailed training split):
 # ResNet-18 pretrained on Fashion-MNIST classification (0.1x lr), batch 16 on one GPU, AdamW 2e-4, 8000 iterations (lr x0.1 at 80%), fp16 AMP, 50 queries.
-# 8000, not the 3000 of Conditional DETR and SMCA: at 3000 every DETR run was still at chance (box loss just leaving the
-# average-box plateau; results/logs/calibration_mini/detr_3000it/). DETR is the slow converger the others improve on.
+# 8000, not the 3000 of Conditional DETR and SMCA: at 3000 every DETR run was at or near chance, at most 1.8 AP (box loss just
+# leaving the average-box plateau; results/logs/calibration_mini/detr_3000it/). DETR is the slow converger the others improve on.
 # The transformer, head and matcher are the full-scale config's; the backbone, data and schedule differ.
 _base_ = ['../detr/detr_r50_8xb2-50e_coco.py', './_base_/fashion_canvas.py']
 

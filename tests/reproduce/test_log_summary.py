@@ -36,15 +36,17 @@ def test_malformed_log_says_which_file_and_line(tmp_path):
         main([str(tmp_path / 'absent.json')])
 
 
-def test_metric_at_iterations_is_read_from_that_log_row(tmp_path):
+def test_metric_at_iterations_is_read_from_that_log_row(tmp_path, capsys):
     from reproduce.log_summary import main
     rows = [dict(iter=i, loss=10.0, loss_cls=1.0, loss_bbox=i / 1000) for i in range(50, 301, 50)]
     log = _write(tmp_path / 'run-b.json', rows)
-    out = tmp_path / 'table.md'
-    assert main([log, '--at', '100', '250', '--out', str(out)]) == 0
-    text = out.read_text()
+    assert main([log, '--at', '100', '250']) == 0
+    text = capsys.readouterr().out
     assert '| loss_bbox at 100 | loss_bbox at 250 |' in text and '| 0.10 | 0.25 |' in text
     with pytest.raises(SystemExit, match=r'no training log at iteration 120 \(nearest: \[100, 150\]\)'):
         main([log, '--at', '120'])
     with pytest.raises(SystemExit, match="no 'loss_giou'"):
         main([log, '--at', '100', '--key', 'loss_giou'])
+    with pytest.raises(SystemExit):  # --key alone would be silently ignored
+        main([log, '--key', 'loss_cls'])
+    assert '--key names the metric that --at shows' in capsys.readouterr().err
