@@ -2,13 +2,14 @@
 # Regenerate every figure from what is stored under results/ (no training):
 #   bash analysis/make_figures.sh [OUT_DIR]      (default results/figures)
 # Figures whose inputs are not stored yet are skipped with a message saying how to make them. Beside the curves
-# it also writes one table, results/tables/convergence_mini.md (the baselines' box L1 on the way; a README block),
-# there whatever OUT_DIR is, since it is read from the same stored logs.
+# it also writes one table, convergence_mini.md (the baselines' box L1 on the way; a README block): into
+# results/tables/ with the default OUT_DIR, into OUT_DIR otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] && PY=.venv/bin/python
 OUT=${1:-results/figures}
+TABLES=results/tables; [ "$OUT" = results/figures ] || TABLES=$OUT
 mkdir -p "$OUT"
 
 "$PY" analysis/plot_curves.py results/logs/detection_mini/*.json --smooth 3 -o "$OUT/curves_detection_mini.png" \
@@ -26,7 +27,7 @@ mkdir -p "$OUT"
 # Convergence of the baselines in numbers (box L1 on the way, AP at the end): SMCA-DETR and Conditional DETR
 # against DETR, whose decoder they were designed to make converge faster. A table, beside the curves figure.
 "$PY" reproduce/log_summary.py results/logs/detection_mini/{SMCADETR-base-s{0,1,2},ConditionalDETR-base-s{0,1,2,3},DETR-base-s{0,1,2}}.json \
-  --at 500 1000 3000 --out results/tables/convergence_mini.md \
+  --at 500 1000 3000 --out "$TABLES/convergence_mini.md" \
   --title "Mini benchmark baselines, every stored seed (results/logs/detection_mini; provenance in results/measured/detection_mini.csv): box L1 on the way and AP at the end (DETR trains 8000 iterations, the others 3000)"
 shopt -s nullglob
 grad_logs=(results/logs/grad_per_class/*/grad_per_class.json)

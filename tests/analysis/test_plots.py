@@ -86,6 +86,9 @@ def test_make_figures_regenerates_from_results(tmp_path):
     assert res.returncode == 0, res.stderr
     for name in ('curves_detection_mini.png', 'curves_detection_mini_fast.png', 'curves_calibration_mini.png'):
         assert_png(str(tmp_path / name))
+    # the convergence table goes beside the figures, and is the stored one (made from the same stored logs)
+    with open(osp.join(REPO, 'results', 'tables', 'convergence_mini.md')) as f:
+        assert (tmp_path / 'convergence_mini.md').read_text() == f.read()
 
 
 def _random_checkpoint(config, path):
