@@ -56,12 +56,14 @@ def _mean(rows, key, k=3):
     return sum(values) / len(values) if values else math.nan
 
 
-def summarise(path: str) -> dict:
+def summarise(path: str, at=(), key: str = 'loss_bbox') -> dict:
+    """One run's row; ``at``: iterations at which to also read the training metric ``key`` (value_at)."""
     train, val = read_log(path)
     return dict(run=run_name(path), iterations=int(train[-1].get('iter', 0)) if train else 0,
                 loss_start=_mean(train, 'loss'), loss_end=_mean(train[::-1], 'loss'),
                 loss_cls_end=_mean(train[::-1], 'loss_cls'), loss_bbox_end=_mean(train[::-1], 'loss_bbox'),
-                aps=[(int(v['iter']), 100.0 * float(v[AP_KEY])) for v in val])
+                aps=[(int(v['iter']), 100.0 * float(v[AP_KEY])) for v in val],
+                at=[value_at(path, train, key, it) for it in at])
 
 
 def value_at(path: str, train, key: str, iteration: int) -> float:
@@ -105,11 +107,7 @@ def main(argv=None):
     missing = [path for path in args.logs if not osp.isfile(path)]
     if missing:
         raise SystemExit(f'error: no such log file: {missing}')
-    rows = []
-    for path in args.logs:
-        train = read_log(path)[0] if args.at else []
-        rows.append(dict(summarise(path), at=[value_at(path, train, key, it) for it in args.at]))
-    text = render(rows, args.at, key)
+    text = render([summarise(path, args.at, key) for path in args.logs], args.at, key)
     if args.title:
         text = f'{args.title}\n\n{text}'
     if args.out:
