@@ -12,6 +12,9 @@ memory, host-device synchronisations per iteration from a short profiled window)
     fast-bf16  + bf16 autocast instead of fp16 (not bitwise equal: judged by a mini run's AP). DETR only:
                mmcv 2.1.0 has no bf16 kernel for multi-scale deformable attention (Deformable DETR, DINO) nor
                for sigmoid_focal_loss (Conditional DETR, DAB-DETR, and those two).
+    fast-compile  fast + the encoder and decoder layers compiled by torch.compile (CompileLayersHook,
+               mmdet_plugins/engine/compiled_layers.py; not bitwise equal: reproduce/check_fast_equivalence.py
+               --compiled and a mini run's AP judge it). Its warm-up iterations include the compilation.
 
 Writes one row per config and variant (seconds and iterations per second, GPU utilisation, peak memory,
 speed-up over ``stock`` of the same config, BatchFormerV2's step-time ratio over the baseline config of the same
@@ -34,7 +37,7 @@ sys.path.insert(0, REPO)
 
 from mmdet_plugins.models.batched_matching import with_matching  # noqa: E402
 
-VARIANTS = ('stock', 'fast', 'fast-bf16')
+VARIANTS = ('stock', 'fast', 'fast-bf16', 'fast-compile')
 
 
 def variant_options(config: str, variant: str) -> dict:
@@ -65,6 +68,8 @@ def variant_options(config: str, variant: str) -> dict:
             raise ValueError(f'{config}: fast-bf16 is not available with FocalLoss: mmcv 2.1.0\'s '
                              f'sigmoid_focal_loss has no bf16 kernel')
         options['optim_wrapper.dtype'] = 'bfloat16'
+    if variant == 'fast-compile':
+        options['custom_hooks'] = list(cfg.get('custom_hooks', [])) + [dict(type='CompileLayersHook')]
     return options
 
 
@@ -109,7 +114,7 @@ def main(argv=None):
     if args.device == 'cpu' and 'fast-bf16' in args.variants:
         p.error('fast-bf16 needs a GPU (it changes the AMP dtype; the CPU runs fp32)')
     device = torch.device(args.device)
-    rows = []
+    rows, failures = [], []
     for config in args.configs:
         for variant in args.variants:
             try:
@@ -122,7 +127,12 @@ def main(argv=None):
                                           cfg_options=options,
                                           trace_dir=osp.join(args.trace_dir, variant) if args.trace_dir else None)
             started = time.perf_counter()
-            summary, parts = profile_config(config, run_args, device)
+            try:
+                summary, parts = profile_config(config, run_args, device)
+            except Exception as e:  # noqa: BLE001  (one failing variant must not lose the others' rows)
+                print(f'error: {osp.basename(config)} [{variant}] failed: {type(e).__name__}: {e}', flush=True)
+                failures.append(f'{config} [{variant}]')
+                continue
             if run_args.trace_dir:  # where the step's host and GPU time go, by labelled part
                 name = osp.splitext(osp.basename(config))[0]
                 atomic_write_text(osp.join(run_args.trace_dir, f'{name}_parts.csv'),
@@ -134,10 +144,16 @@ def main(argv=None):
             print(f'{osp.basename(config)} [{variant}]: {summary["s_per_iter"]:.3f} s/iter '
                   f'({time.perf_counter() - started:.0f} s for the whole measurement)', flush=True)
             write_speed_csv(rows, args, device)  # after every run: a time limit loses only the run under way
+    if not rows:
+        print(f'error: no run finished ({len(failures)} failed)', flush=True)
+        return 1
     df = write_speed_csv(rows, args, device)
     print(df[['config', 'variant', 's_per_iter', 'speedup_vs_stock', 'bf_over_baseline', 'gpu_util_smi',
               'peak_gib']].to_string(index=False))
     print(f'wrote {args.out}')
+    if failures:
+        print(f'error: {len(failures)} runs failed: {", ".join(failures)}', flush=True)
+        return 1
     return 0
 
 

@@ -5,7 +5,7 @@
 # DETR and Deformable DETR runs for reference) to results/tables/calibration_mini.md (reproduce/log_summary.py),
 # and the detr set beside the table's DETR runs to results/tables/calibration_detr.md. Only runs that reached their
 # last iteration are stored; a run that failed or stopped early is named and the script exits 1.
-#   bash reproduce/calibrate_mini.sh [scratch|pretrained|smca|detr]   # on a machine with 4 GPUs (fewer: they share)
+#   bash reproduce/calibrate_mini.sh [scratch|pretrained|smca|detr|compile]   # on a machine with 4 GPUs (fewer: they share)
 # scratch (1800 iterations, validation at 900 and 1800), from-scratch backbones: DETR with ResNet-18 C4
 #   features (stride 16) instead of C5; Conditional DETR with C5 and with C4; DAB-DETR with C5.
 # pretrained (2400 iterations, validation at 1200 and 2400), the Fashion-MNIST-pretrained ResNet-18 (made first
@@ -18,6 +18,9 @@
 #   baselines stayed at chance (the table's logs of those runs are the reference: same settings up to iteration 1920),
 #   at lr 1e-4 (the official DETR lr), seed 0 also in fp32 at lr 2e-4 and with BatchFormerV2 at lr 1e-4: does DETR's
 #   plateau have the cause SMCA's had, and does BatchFormerV2 still help without it?
+# compile (1500 iterations, the config's schedule, validation at 1500), Deformable DETR from scratch: baseline and
+#   BatchFormerV2 seed 0 with the encoder and decoder layers compiled (configs/mini/compiled/), to set their AP
+#   beside the eager fast runs of the same seed (results/measured/detection_mini_fast.csv): issue 6's accuracy check.
 # GPUS="2 3" puts the runs on those GPUs (default: all, one run each, round-robin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,9 +43,10 @@ case "$SET" in
   pretrained) ITERS=2400 ;;
   smca) ITERS=1000 ;;
   detr) ITERS=2400 ;;
-  *) echo "error: unknown set '$SET' (scratch, pretrained, smca or detr)" >&2; exit 2 ;;
+  compile) ITERS=1500 ;;
+  *) echo "error: unknown set '$SET' (scratch, pretrained, smca, detr or compile)" >&2; exit 2 ;;
 esac
-VAL=$(( ITERS / 2 )); [ "$SET" = smca ] && VAL=$ITERS
+VAL=$(( ITERS / 2 )); [ "$SET" = smca ] || [ "$SET" = compile ] && VAL=$ITERS
 S="train_cfg.max_iters=$ITERS train_cfg.val_interval=$VAL param_scheduler.0.end=$ITERS param_scheduler.0.milestones=[$(( ITERS * 4 / 5 ))] default_hooks.checkpoint.interval=100000"
 i=0
 names=() pids=()
@@ -59,6 +63,9 @@ if [ "$SET" = scratch ]; then
   run cond-c5 conditional-detr_r18_1xb16-mini.py $SCRATCH
   run dab-c5 dab-detr_r18_1xb16-mini.py $SCRATCH
   run cond-c4 conditional-detr_r18_1xb16-mini.py $SCRATCH $C4
+elif [ "$SET" = compile ]; then
+  run compile-deformable-base-s0 compiled/deformable-detr_r18_1xb16-mini.py randomness.seed=0
+  run compile-deformable-bf-s0 compiled/bf-deformable-detr_r18_1xb16-mini.py randomness.seed=0
 else  # pretrained, smca, detr: the Fashion-MNIST-pretrained backbone
   ckpt=data/pretrained/resnet18_gn_fashion_mnist.pth
   [ -f "$ckpt" ] || "$PY" -m mmdet_plugins.pretrain.fashion_mnist_backbone "$ckpt" 2>&1 | tee work_dirs/calib/pretrain.log
@@ -97,7 +104,8 @@ done
 logs=()
 for name in detr-c4 cond-c5 cond-c4 dab-c5 detr-c5-3000-scratch detr-pre detr-pre-lr1 cond-pre cond-pre-lr1 \
             smca-fp16-lr2e-4-s1 smca-fp32-lr2e-4-s1 smca-fp16-lr1e-4-s1 smca-fp32-lr1e-4-s1 \
-            detr-fp16-lr1e-4-s0 detr-fp16-lr1e-4-s2 detr-fp32-lr2e-4-s0 bf-detr-fp16-lr1e-4-s0; do
+            detr-fp16-lr1e-4-s0 detr-fp16-lr1e-4-s2 detr-fp32-lr2e-4-s0 bf-detr-fp16-lr1e-4-s0 \
+            compile-deformable-base-s0 compile-deformable-bf-s0; do
   [ -f results/logs/calibration_mini/$name.json ] && logs+=(results/logs/calibration_mini/$name.json)
 done
 "$PY" reproduce/log_summary.py "${logs[@]}" \

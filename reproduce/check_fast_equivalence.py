@@ -16,6 +16,13 @@ Writes a CSV with provenance (``--out``, default results/measured/fast_equivalen
 fraction is below 1 or a loss differs by more than ``--rtol``.
 
     python reproduce/check_fast_equivalence.py configs/mini/*-mini.py --data-root data/fashion_canvas
+
+With ``--compiled`` the pair is instead the fast detector run eagerly and the same detector with its encoder and
+decoder layers compiled by ``torch.compile`` (``CompileLayersHook``'s default targets, Inductor,
+mmdet_plugins/engine/compiled_layers.py): fused kernels round differently, so the check reports how far losses
+and gradients move (``max_rel_grad_diff``: the largest |compiled - eager| / max|eager| over parameters) and how
+many matchings stay the same, and passes at ``--rtol`` (give a looser one than for the bitwise-equal fast
+components). Default ``--out`` then: results/measured/compiled_equivalence.csv.
 """
 from __future__ import annotations
 
@@ -49,12 +56,14 @@ class TargetRecorder:
         head.get_targets = recording
 
 
-def build_pair(cfg, device):
+def build_pair(cfg, device, compiled=False, backend='inductor'):
     """The stock detector of ``cfg`` (mmdet's head and HungarianAssigner; initialised, seed 0) and the fast one
-    (the batched head and assigner) with the same weights. ``cfg`` may name either."""
+    (the batched head and assigner) with the same weights. ``cfg`` may name either. With ``compiled``: the fast
+    detector and a copy of it whose encoder and decoder layers are compiled."""
     from mmdet.registry import MODELS
+    from mmdet_plugins.engine.compiled_layers import compile_submodules
     from mmdet_plugins.models.batched_matching import with_matching
-    stock_cfg, fast_cfg = with_matching(cfg.model, batched=False), with_matching(cfg.model, batched=True)
+    stock_cfg, fast_cfg = with_matching(cfg.model, batched=compiled), with_matching(cfg.model, batched=True)
     stock_cfg.backbone.init_cfg = None  # random weights: equality does not need a pretrained checkpoint
     fast_cfg.backbone.init_cfg = None
     torch.manual_seed(0)
@@ -62,10 +71,13 @@ def build_pair(cfg, device):
     quiet_init_weights(stock)
     fast = MODELS.build(fast_cfg)
     fast.load_state_dict(stock.state_dict(), strict=True)
+    if compiled:
+        compile_submodules(fast, backend=backend, dynamic=False)
     return without_dropout(stock).to(device).train(), without_dropout(fast).to(device).train()
 
 
-def compare_config(config: str, data_root: str, batches: int, batch_size: int, precisions, device):
+def compare_config(config: str, data_root: str, batches: int, batch_size: int, precisions, device,
+                   compiled=False, backend='inductor'):
     """One config: a list of result rows, one per precision."""
     from mmengine.config import Config
     from mmengine.runner import Runner
@@ -78,7 +90,7 @@ def compare_config(config: str, data_root: str, batches: int, batch_size: int, p
     cfg.train_dataloader.sampler = dict(type='DefaultSampler', shuffle=True, seed=0)
     cfg.train_dataloader.pop('batch_sampler', None)  # keep plain batches (no aspect-ratio grouping needed)
     loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
-    stock, fast = build_pair(cfg, device)
+    stock, fast = build_pair(cfg, device, compiled=compiled, backend=backend)
     data = []
     for i, batch in enumerate(loader):
         if i == batches:
@@ -87,16 +99,28 @@ def compare_config(config: str, data_root: str, batches: int, batch_size: int, p
     rows = []
     for precision in precisions:
         rec_stock, rec_fast = TargetRecorder(stock.bbox_head), TargetRecorder(fast.bbox_head)
-        max_rel, same, total, keys = 0.0, 0, 0, set()
+        max_rel, max_rel_grad, same, total, keys = 0.0, 0.0, 0, 0, set()
         for d in data:
-            losses = []
+            losses, grads = [], []
             for model in (stock, fast):
                 torch.manual_seed(1)  # the same denoising queries (DINO) for both
                 with torch.autocast(device.type, dtype=torch.float16, enabled=precision == 'fp16'):
-                    losses.append({k: v.detach().float() for k, v in
-                                   model.loss(d['inputs'], copy.deepcopy(d['data_samples'])).items()
-                                   if 'loss' in k})
+                    out = {k: v for k, v in model.loss(d['inputs'], copy.deepcopy(d['data_samples'])).items()
+                           if 'loss' in k}
+                if compiled:  # the compiled backward too: gradients of the summed loss
+                    model.zero_grad(set_to_none=True)
+                    sum(out.values()).backward()
+                    grads.append({n: p.grad.detach().float() for n, p in model.named_parameters()
+                                  if p.grad is not None})
+                losses.append({k: v.detach().float() for k, v in out.items()})
             expected, got = losses
+            if compiled:
+                if set(grads[0]) != set(grads[1]):
+                    raise SystemExit(f'error: {config}: parameters with gradients differ: '
+                                     f'{sorted(set(grads[0]) ^ set(grads[1]))[:5]}')
+                for n, g in grads[0].items():
+                    rel = ((grads[1][n] - g).abs().max() / g.abs().max().clamp(min=1e-6)).item()
+                    max_rel_grad = max(max_rel_grad, rel)
             if set(expected) != set(got):
                 raise SystemExit(f'error: {config}: loss keys differ: {sorted(set(expected) ^ set(got))}')
             keys |= set(expected)
@@ -112,11 +136,15 @@ def compare_config(config: str, data_root: str, batches: int, batch_size: int, p
                 same += int(torch.equal(la, lb) and torch.allclose(ba, bb, rtol=1e-5, atol=1e-6))
         for head in (stock.bbox_head, fast.bbox_head):
             del head.get_targets  # back to the class's method
-        rows.append(dict(config=config, precision=precision, batches=len(data), batch_size=batch_size,
-                         target_sets=total, targets_identical=round(same / total, 6) if total else float('nan'),
-                         max_rel_loss_diff=float(f'{max_rel:.3g}'), loss_terms=len(keys)))
+        row = dict(config=config, precision=precision, batches=len(data), batch_size=batch_size,
+                   target_sets=total, targets_identical=round(same / total, 6) if total else float('nan'),
+                   max_rel_loss_diff=float(f'{max_rel:.3g}'), loss_terms=len(keys))
+        if compiled:
+            row['max_rel_grad_diff'] = float(f'{max_rel_grad:.3g}')
+        rows.append(row)
         print(f'{osp.basename(config)} [{precision}]: {same}/{total} target sets identical, '
-              f'max relative loss difference {max_rel:.3g}', flush=True)
+              f'max relative loss difference {max_rel:.3g}'
+              + (f', max relative gradient difference {max_rel_grad:.3g}' if compiled else ''), flush=True)
     return rows
 
 
@@ -133,8 +161,15 @@ def main(argv=None):
     p.add_argument('--precisions', nargs='+', choices=['fp32', 'fp16'], default=['fp32', 'fp16'])
     p.add_argument('--rtol', type=float, default=1e-4, help='largest relative loss difference that passes')
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
-    p.add_argument('--out', default=osp.join(REPO, 'results', 'measured', 'fast_equivalence.csv'))
+    p.add_argument('--compiled', action='store_true',
+                   help='compare the fast detector eager against its compiled layers (see above)')
+    p.add_argument('--compile-backend', default='inductor', help="torch.compile's backend with --compiled")
+    p.add_argument('--out', default=None, help='default: results/measured/fast_equivalence.csv, '
+                   'with --compiled results/measured/compiled_equivalence.csv')
     args = p.parse_args(argv)
+    if args.out is None:
+        args.out = osp.join(REPO, 'results', 'measured',
+                            'compiled_equivalence.csv' if args.compiled else 'fast_equivalence.csv')
     if not osp.isdir(osp.join(args.data_root, 'annotations')):
         p.error(f'no dataset at --data-root {args.data_root}; make it with '
                 f'python -m mmdet_plugins.datasets.fashion_canvas {args.data_root}')
@@ -147,19 +182,21 @@ def main(argv=None):
     device = torch.device(args.device)
     rows = []
     for config in args.configs:
-        rows += compare_config(config, args.data_root, args.batches, args.batch_size, args.precisions, device)
+        rows += compare_config(config, args.data_root, args.batches, args.batch_size, args.precisions, device,
+                               compiled=args.compiled, backend=args.compile_backend)
     df = pd.DataFrame(rows)
     df['hardware'] = hardware(device if device.type == 'cuda' else None)
     df['torch'] = torch.__version__
     df['commit'], df['date'] = git_commit(), today()
     atomic_write_text(args.out, df.to_csv(index=False))
     print(f'wrote {args.out}')
+    reference = 'the eager fast detector' if args.compiled else 'stock'
     failed = df[(df.targets_identical < 1) | (df.max_rel_loss_diff > args.rtol)]
     if len(failed):
-        print(f'{len(failed)} of {len(df)} rows differ from stock beyond rtol {args.rtol}:')
+        print(f'{len(failed)} of {len(df)} rows differ from {reference} beyond rtol {args.rtol}:')
         print(failed[['config', 'precision', 'targets_identical', 'max_rel_loss_diff']].to_string(index=False))
         return 1
-    print(f'all {len(df)} rows identical to stock (targets) and within rtol {args.rtol} (losses)')
+    print(f'all {len(df)} rows identical to {reference} (targets) and within rtol {args.rtol} (losses)')
     return 0
 
 

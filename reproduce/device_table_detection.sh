@@ -9,6 +9,11 @@
 # Optional: CALIBRATE_SET=detr CALIBRATE_GPUS="2 3" also runs reproduce/calibrate_mini.sh with that set on those
 # GPUs (give the table script the others with --gpu-ids, or leave it nothing to train; without CALIBRATE_GPUS the
 # calibration shares every GPU) with the same deadline, not resumed, and returns $OUT/calibrate.tgz.
+# Optional: SPEED_GPUS="2 3" SPEED_CONFIGS="a.py b.py;c.py d.py" also runs reproduce/benchmark_speed.py
+# (variants SPEED_VARIANTS, default "stock fast fast-compile") on those GPUs, one ';'-separated group of configs per
+# GPU (keep a baseline and its BF config in one group: the BF overhead ratio needs both), then, with
+# EQUIV_CONFIGS="...", reproduce/check_fast_equivalence.py --compiled on the first of them; same deadline; returns
+# $OUT/speed.tgz.
 # Call it again at once (the machine stays warm about 30 s): finished runs are skipped, stopped ones resume.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +33,26 @@ if [ -n "${PROFILE_CONFIGS:-}" ]; then   # optionally profile a training step on
 fi
 left=$(( BUDGET - SECONDS - 75 ))   # leave time for the last validation and packing
 echo "[device] $SECONDS s used for setup; training for at most $left s"
+spd_pids=()
+if [ -n "${SPEED_CONFIGS:-}" ]; then
+  mkdir -p /tmp/speed
+  read -r -a spd_gpus <<< "${SPEED_GPUS:-0}"
+  IFS=';' read -r -a spd_groups <<< "$SPEED_CONFIGS"
+  spd_end=$(( $(date +%s) + BUDGET - SECONDS - 45 ))
+  for k in "${!spd_groups[@]}"; do
+    g=${spd_gpus[$(( k % ${#spd_gpus[@]} ))]}
+    ( export CUDA_VISIBLE_DEVICES=$g PYTHONUNBUFFERED=1
+      timeout $(( spd_end - $(date +%s) )) python3 reproduce/benchmark_speed.py ${spd_groups[$k]} \
+        --variants ${SPEED_VARIANTS:-stock fast fast-compile} ${SPEED_ARGS:---warmup 10 --iters 40 --profile-iters 1} \
+        --data-root data/fashion_canvas --out /tmp/speed/speed_$k.csv > /tmp/speed/speed_$k.log 2>&1
+      if [ "$k" = 0 ] && [ -n "${EQUIV_CONFIGS:-}" ]; then
+        timeout $(( spd_end - $(date +%s) )) python3 reproduce/check_fast_equivalence.py $EQUIV_CONFIGS --compiled \
+          --rtol 1e-2 --data-root data/fashion_canvas --out /tmp/speed/compiled_equivalence.csv \
+          > /tmp/speed/equivalence.log 2>&1
+      fi ) &
+    spd_pids+=($!)
+  done
+fi
 ana_pid=
 if [ -n "${ANALYSIS_GPU:-}" ]; then
   ( export CUDA_VISIBLE_DEVICES=$ANALYSIS_GPU BF_DEADLINE=$(( $(date +%s) + left - 60 ))  # (Grad-CAM after it)
@@ -49,6 +74,8 @@ PYTHONUNBUFFERED=1 bash reproduce/table_detection.sh --scale mini --deadline "$l
   2>&1 | tee "$OUT/table.log"
 rc=${PIPESTATUS[0]}
 set -e
+for pid in "${spd_pids[@]}"; do wait "$pid" || echo "[device] a speed job failed or ran out of time: see speed.tgz"; done
+[ ${#spd_pids[@]} -gt 0 ] && { tar czf "$OUT/speed.tgz" -C /tmp speed || true; }
 if [ -n "$prof_pid" ]; then
   wait "$prof_pid" || echo "[device] the profile failed: see profile.log in profile.tgz"
   tar czf "$OUT/profile.tgz" -C /tmp profile || true

@@ -38,6 +38,9 @@ def test_fast_variant_swaps_in_registered_components(config, head):
             variant_options(config, 'fast-bf16')
     else:
         assert variant_options(config, 'fast-bf16')['optim_wrapper.dtype'] == 'bfloat16'
+    compiled = variant_options(config, 'fast-compile')
+    assert {k: v for k, v in compiled.items() if k != 'custom_hooks'} == fast
+    assert compiled['custom_hooks'][-1] == dict(type='CompileLayersHook')
 
 
 @pytest.mark.skipif(not osp.isfile(osp.join(FASHION_MNIST_DIR, 'train-images-idx3-ubyte.gz')),

@@ -1,0 +1,175 @@
+"""Compile a detector's repeated layers with ``torch.compile`` for training, selected from a config.
+
+At the mini benchmark's scale a training step is bound by host work: thousands of small kernels, each launched
+by Python and recorded by autograd (``results/measured/profile_mini/``). ``torch.compile`` fuses the elementwise
+work of a transformer layer (dropout, residual, LayerNorm, activation, the AMP casts) into a few kernels and
+turns each layer's backward into one autograd node, so the host launches far fewer.
+
+What is compiled: each child of the ModuleLists named in ``targets`` (default: the encoder's and the decoder's
+layers; one compiled graph serves all layers of a kind) and any other module named there (e.g. ``'backbone'``).
+Only the module's ``forward`` is replaced, on the instance, so parameter names, the state dict and checkpoints
+are exactly the uncompiled model's; hooks registered on the modules still run. Validation and testing run the
+layers eagerly (the hook switches the compiled forwards off around them), so evaluation is the stock code path.
+
+Numerics: the compiled kernels compute the same functions, not bit for bit the same floating-point operations
+(fused kernels round in another order); tests/engine/test_compiled_layers.py bounds the difference of losses and
+gradients, and a mini run's AP is the judge (results/measured/README.md).
+
+Use it in a config::
+
+    custom_hooks = [dict(type='CompileLayersHook')]
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Dict, Iterable, List, Optional, Sequence
+
+import torch
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+from torch import nn
+
+DEFAULT_TARGETS = ('encoder.layers', 'decoder.layers')
+COMPILED_ATTR = '_bf_eager_forward'  # on a compiled module: its original (eager) forward
+
+
+def resolve_submodule(model: nn.Module, path: str) -> nn.Module:
+    """The submodule of ``model`` at the dotted attribute ``path``, with an error naming what exists."""
+    module = model
+    walked = []
+    for name in path.split('.'):
+        children = dict(module.named_children())
+        if name not in children:
+            where = '.'.join(walked) or 'the model'
+            raise ValueError(f"CompileLayersHook: target '{path}': {where} has no submodule '{name}'; its "
+                             f'submodules are {sorted(children)}. Give targets as dotted attribute paths such '
+                             f"as 'encoder.layers' or 'backbone'.")
+        module = children[name]
+        walked.append(name)
+    return module
+
+
+def compile_submodules(model: nn.Module, targets: Sequence[str] = DEFAULT_TARGETS,
+                       **compile_kwargs) -> List[str]:
+    """Replace the ``forward`` of each target module (each child, for a ModuleList or Sequential target) by
+    ``torch.compile(forward, **compile_kwargs)``.
+
+    Args:
+        model: the detector (unwrapped from DDP).
+        targets: dotted attribute paths; every one must exist.
+        **compile_kwargs: passed to ``torch.compile`` (``backend``, ``mode``, ``dynamic``, ...).
+
+    Returns:
+        The dotted names of the modules compiled, in order. A module compiled already is left as it is.
+    """
+    if isinstance(targets, str):
+        targets = [targets]
+    if not targets:
+        raise ValueError('CompileLayersHook: targets is empty; name at least one submodule, e.g. '
+                         "'encoder.layers'.")
+    compiled = []
+    for path in targets:
+        module = resolve_submodule(model, path)
+        if isinstance(module, (nn.ModuleList, nn.Sequential)):
+            members = [(f'{path}.{name}', child) for name, child in module.named_children()]
+        else:
+            members = [(path, module)]
+        for name, member in members:
+            if COMPILED_ATTR in member.__dict__:
+                continue
+            eager = member.forward  # the class's forward, bound to this instance
+            member.__dict__[COMPILED_ATTR] = eager
+            member.forward = torch.compile(eager, **compile_kwargs)
+            compiled.append(name)
+    return compiled
+
+
+def compiled_modules(model: nn.Module) -> Dict[str, nn.Module]:
+    """The modules of ``model`` whose forward :func:`compile_submodules` replaced, by name."""
+    return {name: m for name, m in model.named_modules() if COMPILED_ATTR in m.__dict__}
+
+
+@contextmanager
+def eager_forward(modules: Iterable[nn.Module]):
+    """Run the given compiled modules with their original forward inside this context."""
+    switched = []
+    try:
+        for m in modules:
+            compiled = m.__dict__.get('forward')
+            if COMPILED_ATTR in m.__dict__ and compiled is not None:
+                m.forward = m.__dict__[COMPILED_ATTR]
+                switched.append((m, compiled))
+        yield
+    finally:
+        for m, compiled in switched:
+            m.forward = compiled
+
+
+@HOOKS.register_module()
+class CompileLayersHook(Hook):
+    """Compile the named submodules before training; evaluate with the eager ones.
+
+    Args:
+        targets (Sequence[str]): dotted attribute paths of the modules to compile; a ModuleList (or
+            Sequential) target compiles each child. Default ``('encoder.layers', 'decoder.layers')``.
+        backend (str): ``torch.compile``'s backend. Default ``'inductor'``.
+        mode (str, optional): ``torch.compile``'s mode (``None``: its default).
+        dynamic (bool): ``torch.compile``'s ``dynamic``. Default False: one static graph per input shape
+            (BatchFormerV2's two-stream layers see B and 2B samples: two graphs), which the mini benchmark's
+            fixed canvas size keeps few.
+        cpu (bool): also compile when the model is on the CPU (default False: on the CPU the hook only logs
+            that it left the model eager, since Inductor's CPU code generation is slow to start and the CPU
+            runs here are the smoke checks).
+    """
+    priority = 'VERY_HIGH'
+
+    def __init__(self, targets: Sequence[str] = DEFAULT_TARGETS, backend: str = 'inductor',
+                 mode: Optional[str] = None, dynamic: bool = False, cpu: bool = False) -> None:
+        if isinstance(targets, str):
+            targets = [targets]
+        self.targets = list(targets)
+        if not self.targets:
+            raise ValueError('CompileLayersHook: targets is empty; name at least one submodule, e.g. '
+                             "'encoder.layers'.")
+        self.compile_kwargs = dict(backend=backend, mode=mode, dynamic=dynamic)
+        self.cpu = cpu
+        self.compiled: List[str] = []
+        self._switched = None
+
+    @staticmethod
+    def _model(runner) -> nn.Module:
+        model = runner.model
+        return model.module if hasattr(model, 'module') else model
+
+    def before_train(self, runner) -> None:
+        model = self._model(runner)
+        for path in self.targets:  # fail on a wrong path on every device, before any training
+            resolve_submodule(model, path)
+        device = next(model.parameters()).device
+        if device.type == 'cpu' and not self.cpu:
+            runner.logger.info('CompileLayersHook: the model is on the CPU; left eager (cpu=True compiles it)')
+            return
+        self.compiled = compile_submodules(model, self.targets, **self.compile_kwargs)
+        runner.logger.info(f'CompileLayersHook: compiled {len(self.compiled)} modules ({self.compile_kwargs}): '
+                           f'{", ".join(self.compiled)}')
+
+    def _eager_on(self, runner) -> None:
+        self._switched = eager_forward(compiled_modules(self._model(runner)).values())
+        self._switched.__enter__()
+
+    def _eager_off(self, runner) -> None:
+        if self._switched is not None:
+            self._switched.__exit__(None, None, None)
+            self._switched = None
+
+    def before_val_epoch(self, runner) -> None:
+        self._eager_on(runner)
+
+    def after_val_epoch(self, runner, metrics=None) -> None:
+        self._eager_off(runner)
+
+    def before_test_epoch(self, runner) -> None:
+        self._eager_on(runner)
+
+    def after_test_epoch(self, runner, metrics=None) -> None:
+        self._eager_off(runner)

@@ -1,0 +1,46 @@
+"""reproduce/check_fast_equivalence.py on the CPU: stock against fast (identical), and --compiled (the layers
+compiled with the aot_eager backend here; Inductor on the GPU) with its gradient column."""
+import os.path as osp
+import sys
+
+import pandas as pd
+import pytest
+
+from helpers import REPO
+from mmdet_plugins.datasets.fashion_canvas import FASHION_MNIST_DIR, PRESETS, generate
+
+sys.path.insert(0, REPO)
+pytestmark = pytest.mark.skipif(not osp.isfile(osp.join(FASHION_MNIST_DIR, 'train-images-idx3-ubyte.gz')),
+                                reason='Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)')
+
+
+@pytest.fixture(scope='module')
+def smoke_data(tmp_path_factory):
+    data = str(tmp_path_factory.mktemp('equivalence') / 'data')
+    generate(data, PRESETS['smoke'], workers=1, log=None)
+    return data
+
+
+@pytest.mark.parametrize('compiled', [False, True])
+def test_equivalence_check_writes_its_rows(smoke_data, tmp_path, compiled):
+    from reproduce.check_fast_equivalence import main
+    out = tmp_path / 'eq.csv'
+    args = ['configs/mini/bf-detr_r18_1xb16-mini.py', '--data-root', smoke_data, '--batches', '1',
+            '--batch-size', '2', '--device', 'cpu', '--out', str(out)]
+    if compiled:
+        args += ['--compiled', '--compile-backend', 'aot_eager']
+    assert main(args) == 0
+    df = pd.read_csv(out)
+    assert df.precision.tolist() == ['fp32'] and df.targets_identical.tolist() == [1.0]
+    assert df.target_sets.tolist() == [6 * 2 * 2]  # decoder layers x streams x images
+    assert (df.max_rel_loss_diff <= 1e-4).all() and df.commit.notna().all()
+    if compiled:
+        assert (df.max_rel_grad_diff <= 1e-3).all()
+    else:
+        assert 'max_rel_grad_diff' not in df
+
+
+def test_missing_config_is_an_error(smoke_data):
+    from reproduce.check_fast_equivalence import main
+    with pytest.raises(SystemExit):
+        main(['configs/mini/no-such-config.py', '--data-root', smoke_data, '--device', 'cpu'])
