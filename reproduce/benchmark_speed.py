@@ -15,6 +15,7 @@ memory, host-device synchronisations per iteration from a short profiled window)
     fast-compile  fast + the encoder and decoder layers compiled by torch.compile (CompileLayersHook,
                mmdet_plugins/engine/compiled_layers.py; not bitwise equal: reproduce/check_fast_equivalence.py
                --compiled and a mini run's AP judge it). Its warm-up iterations include the compilation.
+    fast-compile-all  fast-compile with the backbone and the neck compiled too.
 
 Writes one row per config and variant (seconds and iterations per second, GPU utilisation, peak memory,
 speed-up over ``stock`` of the same config, BatchFormerV2's step-time ratio over the baseline config of the same
@@ -37,7 +38,7 @@ sys.path.insert(0, REPO)
 
 from mmdet_plugins.models.batched_matching import with_matching  # noqa: E402
 
-VARIANTS = ('stock', 'fast', 'fast-bf16', 'fast-compile')
+VARIANTS = ('stock', 'fast', 'fast-bf16', 'fast-compile', 'fast-compile-all')
 
 
 def variant_options(config: str, variant: str) -> dict:
@@ -70,6 +71,10 @@ def variant_options(config: str, variant: str) -> dict:
         options['optim_wrapper.dtype'] = 'bfloat16'
     if variant == 'fast-compile':
         options['custom_hooks'] = list(cfg.get('custom_hooks', [])) + [dict(type='CompileLayersHook')]
+    if variant == 'fast-compile-all':
+        targets = ['backbone', 'neck', 'encoder.layers', 'decoder.layers']
+        options['custom_hooks'] = list(cfg.get('custom_hooks', [])) + [dict(type='CompileLayersHook',
+                                                                             targets=targets)]
     return options
 
 

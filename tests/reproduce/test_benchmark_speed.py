@@ -41,6 +41,8 @@ def test_fast_variant_swaps_in_registered_components(config, head):
     compiled = variant_options(config, 'fast-compile')
     assert {k: v for k, v in compiled.items() if k != 'custom_hooks'} == fast
     assert compiled['custom_hooks'][-1] == dict(type='CompileLayersHook')
+    everything = variant_options(config, 'fast-compile-all')['custom_hooks'][-1]
+    assert everything['targets'] == ['backbone', 'neck', 'encoder.layers', 'decoder.layers']
 
 
 @pytest.mark.skipif(not osp.isfile(osp.join(FASHION_MNIST_DIR, 'train-images-idx3-ubyte.gz')),
