@@ -28,7 +28,7 @@ mkdir -p "$OUT"
 # against DETR, whose decoder they were designed to make converge faster. A table, beside the curves figure.
 "$PY" reproduce/log_summary.py results/logs/detection_mini/{SMCADETR-base-s{0,1,2},ConditionalDETR-base-s{0,1,2,3},DETR-base-s{0,1,2}}.json \
   --at 500 1000 3000 --out "$TABLES/convergence_mini.md" \
-  --title "Mini benchmark baselines, every stored seed (results/logs/detection_mini; provenance in results/measured/detection_mini.csv): box L1 on the way and AP at the end (DETR trains 8000 iterations, the others 3000)"
+  --title "Mini benchmark baselines, every stored seed (results/logs/detection_mini; provenance in results/measured/detection_mini.csv): box L1 on the way and AP at the end (DETR trains 8000 iterations, the others 3000; DETR and SMCA-DETR at lr 1e-4, Conditional DETR at 2e-4)"
 shopt -s nullglob
 grad_logs=(results/logs/grad_per_class/*/grad_per_class.json)
 if [ ${#grad_logs[@]} -gt 0 ]; then

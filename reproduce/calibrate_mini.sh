@@ -5,7 +5,7 @@
 # DETR and Deformable DETR runs for reference) to results/tables/calibration_mini.md (reproduce/log_summary.py),
 # and the detr set beside the table's DETR runs to results/tables/calibration_detr.md. Only runs that reached their
 # last iteration are stored; a run that failed or stopped early is named and the script exits 1.
-#   bash reproduce/calibrate_mini.sh [scratch|pretrained|smca|detr|compile]   # on a machine with 4 GPUs (fewer: they share)
+#   bash reproduce/calibrate_mini.sh [scratch|pretrained|smca|detr|compile|tables]   # on a machine with 4 GPUs (fewer: they share)
 # scratch (1800 iterations, validation at 900 and 1800), from-scratch backbones: DETR with ResNet-18 C4
 #   features (stride 16) instead of C5; Conditional DETR with C5 and with C4; DAB-DETR with C5.
 # pretrained (2400 iterations, validation at 1200 and 2400), the Fashion-MNIST-pretrained ResNet-18 (made first
@@ -15,12 +15,14 @@
 #   then fell back to the average-box plateau by iteration 1000: as configured (fp16, lr 2e-4), in fp32, at lr 1e-4
 #   (the official SMCA lr), and both.
 # detr (2400 iterations, validation at 1200 and 2400), pretrained backbone: DETR seeds 0 and 2, whose 8000-iteration
-#   baselines stayed at chance (the table's logs of those runs are the reference: same settings up to iteration 1920),
+#   baselines at lr 2e-4 stayed at chance (the logs of those runs, results/logs/calibration_mini/detr_8000it_lr2e-4/,
+#   are the reference: same settings up to iteration 1920; the DETR configs have used lr 1e-4 since),
 #   at lr 1e-4 (the official DETR lr), seed 0 also in fp32 at lr 2e-4 and with BatchFormerV2 at lr 1e-4: does DETR's
 #   plateau have the cause SMCA's had, and does BatchFormerV2 still help without it?
 # compile (1500 iterations, the config's schedule, validation at 1500), Deformable DETR from scratch: baseline and
 #   BatchFormerV2 seed 0 with the encoder and decoder layers compiled (configs/mini/compiled/), to set their AP
 #   beside the eager fast runs of the same seed (results/measured/detection_mini_fast.csv): issue 6's accuracy check.
+# tables: no runs; only the two tables, rebuilt from the stored logs (no GPU needed).
 # GPUS="2 3" puts the runs on those GPUs (default: all, one run each, round-robin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +46,8 @@ case "$SET" in
   smca) ITERS=1000 ;;
   detr) ITERS=2400 ;;
   compile) ITERS=1500 ;;
-  *) echo "error: unknown set '$SET' (scratch, pretrained, smca, detr or compile)" >&2; exit 2 ;;
+  tables) ITERS=0 ;;
+  *) echo "error: unknown set '$SET' (scratch, pretrained, smca, detr, compile or tables)" >&2; exit 2 ;;
 esac
 VAL=$(( ITERS / 2 )); [ "$SET" = smca ] || [ "$SET" = compile ] && VAL=$ITERS
 S="train_cfg.max_iters=$ITERS train_cfg.val_interval=$VAL param_scheduler.0.end=$ITERS param_scheduler.0.milestones=[$(( ITERS * 4 / 5 ))] default_hooks.checkpoint.interval=100000"
@@ -58,7 +61,9 @@ run() {  # name config [tools/train.py flags] [cfg-options...]
   pids+=($!); i=$(( i + 1 )); names+=("$name")
 }
 mkdir -p work_dirs/calib results/logs/calibration_mini
-if [ "$SET" = scratch ]; then
+if [ "$SET" = tables ]; then
+  :  # no runs
+elif [ "$SET" = scratch ]; then
   run detr-c4 detr_r18_1xb16-mini.py $SCRATCH $C4
   run cond-c5 conditional-detr_r18_1xb16-mini.py $SCRATCH
   run dab-c5 dab-detr_r18_1xb16-mini.py $SCRATCH
@@ -114,10 +119,10 @@ done
   --out results/tables/calibration_mini.md
 # The DETR set beside the table's runs of the same seeds (same settings up to iteration 1920): box L1 on the way.
 detr_logs=(results/logs/calibration_mini/{detr-fp16-lr1e-4-s0,detr-fp16-lr1e-4-s2,detr-fp32-lr2e-4-s0,bf-detr-fp16-lr1e-4-s0}.json
-           results/logs/detection_mini/DETR-{base-s0,base-s2,bf-s0}.json)
+           results/logs/calibration_mini/detr_8000it_lr2e-4/DETR-{base-s0,base-s2,bf-s0}.json)
 if ls "${detr_logs[@]}" > /dev/null 2>&1; then
   "$PY" reproduce/log_summary.py "${detr_logs[@]}" --at 1000 1500 1900 \
-    --title "DETR calibration (calibrate_mini.sh detr) beside the table's DETR runs of the same seeds (fp16, lr 2e-4, 8000 iterations); provenance: results/logs/calibration_mini/README.md" \
+    --title "DETR calibration (calibrate_mini.sh detr) beside the earlier table DETR runs of the same seeds (fp16, lr 2e-4, 8000 iterations: calibration_mini/detr_8000it_lr2e-4); provenance: results/logs/calibration_mini/README.md" \
     --out results/tables/calibration_detr.md
 fi
 if [ ${#incomplete[@]} -gt 0 ]; then echo "incomplete runs (not stored): ${incomplete[*]}" >&2; exit 1; fi

@@ -37,8 +37,12 @@ def render(df) -> str:
     provenance = sorted({f'{r.hardware}, commit {r.commit}, {r.date}' for r in df.itertuples()})
     lines += ['', 'Mini configs, batch 16 of 320x320, fp16 AMP unless the variant says bf16; mmengine\'s training loop, '
               'seconds per iteration over the timed iterations after warm-up (`reproduce/benchmark_speed.py`). '
-              '`stock`: mmdet 3.3.0 components; `fast`: this repository\'s (the mini configs\' default). '
-              f'Measured on: {"; ".join(provenance)}.']
+              '`stock`: mmdet 3.3.0 components; `fast`: this repository\'s (the mini configs\' default)'
+              + ('; `fast-compile`: fast with the encoder and decoder layers compiled by torch.compile '
+                 '(CompileLayersHook, opt-in: configs/mini/compiled/)' if 'fast-compile' in set(df.variant) else '')
+              + ('; `fast-compile-all`: the backbone and neck compiled too' if 'fast-compile-all' in set(df.variant)
+                 else '')
+              + f'. Measured on: {"; ".join(provenance)}.']
     return '\n'.join(lines) + '\n'
 
 
