@@ -6,9 +6,11 @@ work of a transformer layer (dropout, residual, LayerNorm, activation, the AMP c
 turns each layer's backward into one autograd node, so the host launches far fewer.
 
 What is compiled: each child of the ModuleLists named in ``targets`` (default: the encoder's and the decoder's
-layers; one compiled graph serves all layers of a kind) and any other module named there (e.g. ``'backbone'``).
-Only the module's ``forward`` is replaced, on the instance, so parameter names, the state dict and checkpoints
-are exactly the uncompiled model's; hooks registered on the modules still run. Validation and testing run the
+layers; layers of one kind share their compiled graphs, tests/engine/test_compiled_layers.py) and any other module
+named there (e.g. ``'backbone'``; ``targets`` replaces the default list). Only the module's ``forward`` is
+replaced, on the instance, by the class's forward compiled and bound to it (a deep copy of the model rebinds it
+to the copy), so parameter names, the state dict and checkpoints are exactly the uncompiled model's; hooks
+registered on the modules still run. Validation and testing run the
 layers eagerly (the hook switches the compiled forwards off around them), so evaluation is the stock code path.
 
 Numerics: the compiled kernels compute the same functions, not bit for bit the same floating-point operations
@@ -21,6 +23,7 @@ Use it in a config::
 """
 from __future__ import annotations
 
+import types
 from contextlib import contextmanager
 from typing import Dict, Iterable, List, Optional, Sequence
 
@@ -30,7 +33,7 @@ from mmengine.registry import HOOKS
 from torch import nn
 
 DEFAULT_TARGETS = ('encoder.layers', 'decoder.layers')
-COMPILED_ATTR = '_bf_eager_forward'  # on a compiled module: its original (eager) forward
+COMPILED_ATTR = '_bf_compiled_forward'  # on a compiled module: its compiled forward (active or switched off)
 
 
 def resolve_submodule(model: nn.Module, path: str) -> nn.Module:
@@ -52,7 +55,7 @@ def resolve_submodule(model: nn.Module, path: str) -> nn.Module:
 def compile_submodules(model: nn.Module, targets: Sequence[str] = DEFAULT_TARGETS,
                        **compile_kwargs) -> List[str]:
     """Replace the ``forward`` of each target module (each child, for a ModuleList or Sequential target) by
-    ``torch.compile(forward, **compile_kwargs)``.
+    ``torch.compile(type(module).forward, **compile_kwargs)`` bound to the module.
 
     Args:
         model: the detector (unwrapped from DDP).
@@ -77,9 +80,13 @@ def compile_submodules(model: nn.Module, targets: Sequence[str] = DEFAULT_TARGET
         for name, member in members:
             if COMPILED_ATTR in member.__dict__:
                 continue
-            eager = member.forward  # the class's forward, bound to this instance
-            member.__dict__[COMPILED_ATTR] = eager
-            member.forward = torch.compile(eager, **compile_kwargs)
+            if 'forward' in member.__dict__:
+                raise ValueError(f'CompileLayersHook: {name} has its own forward on the instance (another tool '
+                                 f'replaced it); compile its class forward only on an unmodified module.')
+            # a method bound to the module: copy.deepcopy rebinds it to the copy (a closure would not)
+            bound = types.MethodType(torch.compile(type(member).forward, **compile_kwargs), member)
+            member.__dict__[COMPILED_ATTR] = bound
+            member.forward = bound
             compiled.append(name)
     return compiled
 
@@ -95,14 +102,13 @@ def eager_forward(modules: Iterable[nn.Module]):
     switched = []
     try:
         for m in modules:
-            compiled = m.__dict__.get('forward')
-            if COMPILED_ATTR in m.__dict__ and compiled is not None:
-                m.forward = m.__dict__[COMPILED_ATTR]
-                switched.append((m, compiled))
+            if COMPILED_ATTR in m.__dict__ and 'forward' in m.__dict__:
+                del m.__dict__['forward']  # the class's forward again
+                switched.append(m)
         yield
     finally:
-        for m, compiled in switched:
-            m.forward = compiled
+        for m in switched:
+            m.forward = m.__dict__[COMPILED_ATTR]
 
 
 @HOOKS.register_module()
@@ -149,11 +155,13 @@ class CompileLayersHook(Hook):
         if device.type == 'cpu' and not self.cpu:
             runner.logger.info('CompileLayersHook: the model is on the CPU; left eager (cpu=True compiles it)')
             return
-        self.compiled = compile_submodules(model, self.targets, **self.compile_kwargs)
+        self.compiled += compile_submodules(model, self.targets, **self.compile_kwargs)  # (none the 2nd time)
         runner.logger.info(f'CompileLayersHook: compiled {len(self.compiled)} modules ({self.compile_kwargs}): '
                            f'{", ".join(self.compiled)}')
 
     def _eager_on(self, runner) -> None:
+        if self._switched is not None:  # switched off already (an evaluation that did not end cleanly)
+            return
         self._switched = eager_forward(compiled_modules(self._model(runner)).values())
         self._switched.__enter__()
 

@@ -6,12 +6,13 @@ graph, run by eager kernels): the same tracing Inductor starts from, without its
 Inductor numbers on the GPU are in results/measured/compiled_equivalence.csv."""
 import copy
 import logging
+import os.path as osp
 from types import SimpleNamespace
 
 import pytest
 import torch
 
-from helpers import build_detector, make_batch, no_dropout
+from helpers import DETECTOR_CONFIGS, build_detector, make_batch, no_dropout, tiny_runner_cfg, write_tiny_coco
 from mmdet_plugins.engine.compiled_layers import (COMPILED_ATTR, CompileLayersHook, compile_submodules,
                                                   compiled_modules, eager_forward)
 
@@ -26,9 +27,15 @@ def _loss_and_grads(model, inputs, samples):
             {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
 
 
+def _unique_graphs():
+    from torch._dynamo.utils import counters
+    return counters['stats']['unique_graphs']  # cumulative over the process
+
+
 @pytest.mark.parametrize('name,bf', [('DETR', True), ('DeformableDETR', False), ('DeformableDETR', True)])
 def test_compiled_layers_give_the_same_losses_and_gradients(name, bf):
     torch._dynamo.reset()
+    graphs_before = _unique_graphs()
     torch.manual_seed(0)
     eager = no_dropout(build_detector(name, bf=bf)).train()
     compiled = copy.deepcopy(eager)
@@ -46,8 +53,45 @@ def test_compiled_layers_give_the_same_losses_and_gradients(name, bf):
         scale = grad_e[n].abs().max().clamp(min=1e-6)
         assert ((grad_c[n] - grad_e[n]).abs().max() / scale).item() < 1e-4, n
     # the graphs were captured (not silently skipped): Dynamo compiled frames of the layers' forward
-    from torch._dynamo.utils import counters
-    assert counters['stats']['unique_graphs'] >= 2
+    assert _unique_graphs() - graphs_before >= 2
+
+
+def test_layers_of_a_kind_share_their_graphs():
+    """DETR with 4 encoder and 4 decoder layers: 8 compiled modules, at most 4 graphs (the first encoder layer's
+    input has other strides, the first decoder layer's query needs no gradient), not one or more per layer; a
+    second step compiles nothing new."""
+    import mmdet_plugins  # noqa: F401
+    from mmdet.registry import MODELS
+    from helpers import load_config, quiet_init_weights, shrink_model_cfg
+    torch._dynamo.reset()
+    cfg = shrink_model_cfg(load_config(DETECTOR_CONFIGS['DETR'][0]).model)
+    cfg.encoder.num_layers = cfg.decoder.num_layers = 4
+    model = MODELS.build(cfg)
+    quiet_init_weights(model)
+    no_dropout(model).train()
+    assert len(compile_submodules(model, backend='aot_eager', dynamic=False)) == 8
+    before = _unique_graphs()
+    _loss_and_grads(model, *make_batch())
+    first = _unique_graphs() - before
+    _loss_and_grads(model, *make_batch())
+    assert 2 <= first <= 4 and _unique_graphs() - before == first
+
+
+def test_deep_copy_of_a_compiled_model_runs_its_own_weights():
+    model = no_dropout(build_detector('DETR', bf=False)).train()
+    compile_submodules(model, ['encoder.layers'], backend='aot_eager')
+    twin = copy.deepcopy(model)
+    layer, twin_layer = model.encoder.layers[0], twin.encoder.layers[0]
+    assert twin_layer.forward.__self__ is twin_layer and layer.forward.__self__ is layer
+    with torch.no_grad():
+        for p in twin_layer.parameters():
+            p.add_(1.0)
+    x = torch.randn(2, 6, layer.embed_dims)
+    pos = torch.zeros_like(x)
+    mask = torch.zeros(2, 6, dtype=torch.bool)
+    out = layer(query=x, query_pos=pos, key_padding_mask=mask)
+    twin_out = twin_layer(query=x, query_pos=pos, key_padding_mask=mask)
+    assert not torch.allclose(out, twin_out)
 
 
 def test_compile_is_idempotent_and_eager_forward_switches_back():
@@ -57,10 +101,10 @@ def test_compile_is_idempotent_and_eager_forward_switches_back():
     assert compile_submodules(model, ['encoder.layers'], backend='aot_eager') == ['encoder.layers.0',
                                                                                  'encoder.layers.1']
     compiled_fn = layer.forward
-    assert compiled_fn is not original and layer.__dict__[COMPILED_ATTR] == original
+    assert compiled_fn != original and layer.__dict__[COMPILED_ATTR] is compiled_fn
     assert compile_submodules(model, ['encoder.layers', 'backbone'], backend='aot_eager') == ['backbone']
     with eager_forward(compiled_modules(model).values()):
-        assert layer.forward == original and model.backbone.forward == model.backbone.__dict__[COMPILED_ATTR]
+        assert layer.forward == original and 'forward' not in model.backbone.__dict__
     assert layer.forward is compiled_fn
 
 
@@ -96,10 +140,32 @@ def test_hook_compiles_for_training_and_evaluates_eagerly():
     layer = model.decoder.layers[1]
     compiled_fn = layer.forward
     hook.before_val_epoch(runner)
-    assert layer.forward == layer.__dict__[COMPILED_ATTR]  # validation: eager
+    assert 'forward' not in layer.__dict__  # validation: the class's (eager) forward
+    hook.before_val_epoch(runner)  # twice (an evaluation that did not end cleanly): still switched back after
     hook.after_val_epoch(runner)
     assert layer.forward is compiled_fn  # training again: compiled
     hook.before_test_epoch(runner)
-    assert layer.forward == layer.__dict__[COMPILED_ATTR]
+    assert 'forward' not in layer.__dict__
     hook.after_test_epoch(runner)
     assert layer.forward is compiled_fn
+    hook.before_train(runner)  # a second call compiles nothing new and keeps the record
+    assert len(hook.compiled) == 4 and layer.forward is compiled_fn
+
+
+def test_runner_trains_validates_and_trains_again_with_compiled_layers(tmp_path):
+    """mmengine's Runner: train 2 iterations, validate (eager), train 2 more (compiled again), validate; the
+    checkpoint holds the uncompiled model's keys."""
+    import mmdet_plugins  # noqa: F401
+    from mmengine.runner import Runner
+    data = write_tiny_coco(str(tmp_path / 'coco'))
+    cfg = tiny_runner_cfg(DETECTOR_CONFIGS['DETR'][1], data, str(tmp_path / 'work'), max_iters=4)
+    cfg.train_cfg.val_interval = 2
+    cfg.default_hooks.checkpoint.interval = 4
+    cfg.custom_hooks = [dict(type='CompileLayersHook', backend='aot_eager', cpu=True)]
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    hook = next(h for h in runner.hooks if type(h).__name__ == 'CompileLayersHook')
+    assert len(hook.compiled) == 4
+    assert all(m.__dict__.get('forward') is m.__dict__[COMPILED_ATTR] for m in compiled_modules(runner.model).values())
+    state = torch.load(osp.join(cfg.work_dir, 'iter_4.pth'), map_location='cpu', weights_only=False)['state_dict']
+    assert set(state) == set(build_detector('DETR', bf=True).state_dict())

@@ -59,3 +59,22 @@ def test_side_by_side_run_writes_ratios_and_provenance(tmp_path):
     stock, fast = df.s_per_iter
     assert df.speedup_vs_stock.tolist() == [1.0, round(stock / fast, 2)]
     assert df.commit.notna().all() and df.hardware.str.startswith('cpu').all()
+
+
+def test_a_failing_variant_keeps_the_others_rows_and_exits_1(tmp_path, monkeypatch):
+    import reproduce.profile_train_step as profile_module
+    from reproduce.benchmark_speed import main
+    (tmp_path / 'data' / 'annotations').mkdir(parents=True)
+
+    def fake_profile(config, args, device):
+        if 'CompileLayersHook' in str(args.cfg_options.get('custom_hooks')):
+            raise RuntimeError('compilation failed')
+        return dict(s_per_iter=0.5 if 'DefaultOptimWrapperConstructor' in str(args.cfg_options) else 0.25,
+                    gpu_util_smi=float('nan'), gpu_busy=float('nan'), stream_syncs_per_iter=0.0,
+                    peak_gib=float('nan'), batch_size=2), []
+    monkeypatch.setattr(profile_module, 'profile_config', fake_profile)
+    out = tmp_path / 'speed.csv'
+    assert main(['configs/mini/detr_r18_1xb16-mini.py', '--variants', 'stock', 'fast-compile', 'fast',
+                 '--data-root', str(tmp_path / 'data'), '--device', 'cpu', '--out', str(out)]) == 1
+    df = pd.read_csv(out)
+    assert list(df.variant) == ['stock', 'fast'] and df.speedup_vs_stock.tolist() == [1.0, 2.0]
