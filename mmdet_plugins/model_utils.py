@@ -4,6 +4,11 @@ from __future__ import annotations
 import torch
 
 
+def unwrap_model(model):
+    """The model inside a DDP-style wrapper (its ``.module``), or the model itself."""
+    return model.module if hasattr(model, 'module') else model
+
+
 def quiet_init_weights(model) -> None:
     """``model.init_weights()`` without mmengine's per-parameter log lines."""
     import logging

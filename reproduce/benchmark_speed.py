@@ -69,12 +69,11 @@ def variant_options(config: str, variant: str) -> dict:
             raise ValueError(f'{config}: fast-bf16 is not available with FocalLoss: mmcv 2.1.0\'s '
                              f'sigmoid_focal_loss has no bf16 kernel')
         options['optim_wrapper.dtype'] = 'bfloat16'
-    if variant == 'fast-compile':
-        options['custom_hooks'] = list(cfg.get('custom_hooks', [])) + [dict(type='CompileLayersHook')]
-    if variant == 'fast-compile-all':
-        targets = ['backbone', 'neck', 'encoder.layers', 'decoder.layers']
-        options['custom_hooks'] = list(cfg.get('custom_hooks', [])) + [dict(type='CompileLayersHook',
-                                                                             targets=targets)]
+    if variant in ('fast-compile', 'fast-compile-all'):
+        hook = dict(type='CompileLayersHook')
+        if variant == 'fast-compile-all':
+            hook['targets'] = ['backbone', 'neck', 'encoder.layers', 'decoder.layers']
+        options['custom_hooks'] = list(cfg.get('custom_hooks', [])) + [hook]
     return options
 
 

@@ -56,6 +56,11 @@ class TargetRecorder:
         head.get_targets = recording
 
 
+def max_rel_diff(got, expected) -> float:
+    """max |got - expected| / max(max |expected|, 1e-6), as a float."""
+    return ((got - expected).abs().max() / expected.abs().max().clamp(min=1e-6)).item()
+
+
 def build_pair(cfg, device, compiled=False, backend='inductor'):
     """The stock detector of ``cfg`` (mmdet's head and HungarianAssigner; initialised, seed 0) and the fast one
     (the batched head and assigner) with the same weights. ``cfg`` may name either. With ``compiled``: the fast
@@ -118,15 +123,11 @@ def compare_config(config: str, data_root: str, batches: int, batch_size: int, p
                 if set(grads[0]) != set(grads[1]):
                     raise SystemExit(f'error: {config}: parameters with gradients differ: '
                                      f'{sorted(set(grads[0]) ^ set(grads[1]))[:5]}')
-                for n, g in grads[0].items():
-                    rel = ((grads[1][n] - g).abs().max() / g.abs().max().clamp(min=1e-6)).item()
-                    max_rel_grad = max(max_rel_grad, rel)
+                max_rel_grad = max([max_rel_grad] + [max_rel_diff(grads[1][n], g) for n, g in grads[0].items()])
             if set(expected) != set(got):
                 raise SystemExit(f'error: {config}: loss keys differ: {sorted(set(expected) ^ set(got))}')
             keys |= set(expected)
-            for k, v in expected.items():
-                rel = ((got[k] - v).abs().max() / v.abs().max().clamp(min=1e-6)).item()
-                max_rel = max(max_rel, rel)
+            max_rel = max([max_rel] + [max_rel_diff(got[k], v) for k, v in expected.items()])
         if len(rec_stock.calls) != len(rec_fast.calls):
             raise SystemExit(f'error: {config}: {len(rec_stock.calls)} stock target calls vs '
                              f'{len(rec_fast.calls)} fast ones')

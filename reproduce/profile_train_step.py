@@ -59,7 +59,8 @@ def labelled(label, fn):
 def instrument(runner):
     """Label the parts of a training step (on this runner's objects only; mmdet's classes stay untouched)."""
     from mmengine.runner.loops import _InfiniteDataloaderIterator
-    model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+    from mmdet_plugins.model_utils import unwrap_model
+    model = unwrap_model(runner.model)
     model.data_preprocessor.forward = labelled('preprocess', model.data_preprocessor.forward)
     model.extract_feat = labelled('backbone', model.extract_feat)
     model.forward_transformer = labelled('transformer', model.forward_transformer)

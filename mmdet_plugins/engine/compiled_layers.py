@@ -32,6 +32,8 @@ from mmengine.hooks import Hook
 from mmengine.registry import HOOKS
 from torch import nn
 
+from ..model_utils import unwrap_model
+
 DEFAULT_TARGETS = ('encoder.layers', 'decoder.layers')
 COMPILED_ATTR = '_bf_compiled_forward'  # on a compiled module: its compiled forward (active or switched off)
 
@@ -52,6 +54,15 @@ def resolve_submodule(model: nn.Module, path: str) -> nn.Module:
     return module
 
 
+def target_list(targets) -> List[str]:
+    """``targets`` (a dotted path or a sequence of them) as a non-empty list."""
+    targets = [targets] if isinstance(targets, str) else list(targets)
+    if not targets:
+        raise ValueError('CompileLayersHook: targets is empty; name at least one submodule, e.g. '
+                         "'encoder.layers'.")
+    return targets
+
+
 def compile_submodules(model: nn.Module, targets: Sequence[str] = DEFAULT_TARGETS,
                        **compile_kwargs) -> List[str]:
     """Replace the ``forward`` of each target module (each child, for a ModuleList or Sequential target) by
@@ -65,13 +76,8 @@ def compile_submodules(model: nn.Module, targets: Sequence[str] = DEFAULT_TARGET
     Returns:
         The dotted names of the modules compiled, in order. A module compiled already is left as it is.
     """
-    if isinstance(targets, str):
-        targets = [targets]
-    if not targets:
-        raise ValueError('CompileLayersHook: targets is empty; name at least one submodule, e.g. '
-                         "'encoder.layers'.")
     compiled = []
-    for path in targets:
+    for path in target_list(targets):
         module = resolve_submodule(model, path)
         if isinstance(module, (nn.ModuleList, nn.Sequential)):
             members = [(f'{path}.{name}', child) for name, child in module.named_children()]
@@ -96,19 +102,30 @@ def compiled_modules(model: nn.Module) -> Dict[str, nn.Module]:
     return {name: m for name, m in model.named_modules() if COMPILED_ATTR in m.__dict__}
 
 
+def use_compiled(modules: Iterable[nn.Module], on: bool) -> List[nn.Module]:
+    """Give each compiled module among ``modules`` its compiled forward (``on``) or its class's (eager) one;
+    returns the modules that changed. Whether a module runs compiled is its own state: calling this twice is
+    the same as once."""
+    changed = []
+    for m in modules:
+        if COMPILED_ATTR not in m.__dict__ or ('forward' in m.__dict__) == on:
+            continue
+        if on:
+            m.forward = m.__dict__[COMPILED_ATTR]
+        else:
+            del m.__dict__['forward']  # the class's forward again
+        changed.append(m)
+    return changed
+
+
 @contextmanager
 def eager_forward(modules: Iterable[nn.Module]):
     """Run the given compiled modules with their original forward inside this context."""
-    switched = []
+    switched = use_compiled(modules, on=False)
     try:
-        for m in modules:
-            if COMPILED_ATTR in m.__dict__ and 'forward' in m.__dict__:
-                del m.__dict__['forward']  # the class's forward again
-                switched.append(m)
         yield
     finally:
-        for m in switched:
-            m.forward = m.__dict__[COMPILED_ATTR]
+        use_compiled(switched, on=True)
 
 
 @HOOKS.register_module()
@@ -131,24 +148,13 @@ class CompileLayersHook(Hook):
 
     def __init__(self, targets: Sequence[str] = DEFAULT_TARGETS, backend: str = 'inductor',
                  mode: Optional[str] = None, dynamic: bool = False, cpu: bool = False) -> None:
-        if isinstance(targets, str):
-            targets = [targets]
-        self.targets = list(targets)
-        if not self.targets:
-            raise ValueError('CompileLayersHook: targets is empty; name at least one submodule, e.g. '
-                             "'encoder.layers'.")
+        self.targets = target_list(targets)
         self.compile_kwargs = dict(backend=backend, mode=mode, dynamic=dynamic)
         self.cpu = cpu
         self.compiled: List[str] = []
-        self._switched = None
-
-    @staticmethod
-    def _model(runner) -> nn.Module:
-        model = runner.model
-        return model.module if hasattr(model, 'module') else model
 
     def before_train(self, runner) -> None:
-        model = self._model(runner)
+        model = unwrap_model(runner.model)
         for path in self.targets:  # fail on a wrong path on every device, before any training
             resolve_submodule(model, path)
         device = next(model.parameters()).device
@@ -160,15 +166,10 @@ class CompileLayersHook(Hook):
                            f'{", ".join(self.compiled)}')
 
     def _eager_on(self, runner) -> None:
-        if self._switched is not None:  # switched off already (an evaluation that did not end cleanly)
-            return
-        self._switched = eager_forward(compiled_modules(self._model(runner)).values())
-        self._switched.__enter__()
+        use_compiled(compiled_modules(unwrap_model(runner.model)).values(), on=False)
 
     def _eager_off(self, runner) -> None:
-        if self._switched is not None:
-            self._switched.__exit__(None, None, None)
-            self._switched = None
+        use_compiled(compiled_modules(unwrap_model(runner.model)).values(), on=True)
 
     def before_val_epoch(self, runner) -> None:
         self._eager_on(runner)

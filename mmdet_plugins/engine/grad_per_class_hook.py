@@ -51,6 +51,7 @@ from mmengine.hooks import Hook
 from mmdet.registry import HOOKS
 
 from ..batchformer import BatchFormerV2Layer
+from ..model_utils import unwrap_model
 
 __all__ = ['GradPerClassHook', 'cross_sample_grad_norms', 'RunningStats']
 
@@ -126,7 +127,7 @@ class GradPerClassHook(Hook):
 
     # -------------------------------------------------------------------------------------------- set-up
     def before_train(self, runner) -> None:
-        model = runner.model.module if hasattr(runner.model, 'module') else runner.model
+        model = unwrap_model(runner.model)
         modules = [m for m in model.modules() if isinstance(m, BatchFormerV2Layer)]
         if not modules or getattr(model, 'bf_mode', None) != 'two_stream':
             raise RuntimeError('GradPerClassHook measures two-stream BatchFormerV2 training: the model has no '
