@@ -15,7 +15,13 @@ memory, host-device synchronisations per iteration from a short profiled window)
     fast-compile  fast + the encoder and decoder layers compiled by torch.compile (CompileLayersHook,
                mmdet_plugins/engine/compiled_layers.py; not bitwise equal: reproduce/check_fast_equivalence.py
                --compiled and a mini run's AP judge it). Its warm-up iterations include the compilation.
-    fast-compile-all  fast-compile with the backbone and the neck compiled too.
+    fast-compile-all  fast-compile with the backbone, the neck and the head's forward compiled too.
+    ...-fused  (suffix to fast, fast-compile, fast-compile-all) AdamW's fused CUDA kernel (``fused=True``)
+               instead of its multi-tensor (``foreach``) one: the same update rule in one kernel per group,
+               without the per-parameter host work; not bitwise equal (rounding order).
+
+Deformable attention in the compiled variants runs through the traceable custom operator
+(mmdet_plugins/models/ms_deform_attn.py), as ``CompileLayersHook`` does by default.
 
 Writes one row per config and variant (seconds and iterations per second, GPU utilisation, peak memory,
 speed-up over ``stock`` of the same config, BatchFormerV2's step-time ratio over the baseline config of the same
@@ -38,7 +44,9 @@ sys.path.insert(0, REPO)
 
 from mmdet_plugins.models.batched_matching import with_matching  # noqa: E402
 
-VARIANTS = ('stock', 'fast', 'fast-bf16', 'fast-compile', 'fast-compile-all')
+VARIANTS = ('stock', 'fast', 'fast-bf16', 'fast-compile', 'fast-compile-all', 'fast-fused', 'fast-compile-fused',
+            'fast-compile-all-fused')
+COMPILE_ALL_TARGETS = ['backbone', 'neck', 'encoder.layers', 'decoder.layers', 'bbox_head']
 
 
 def variant_options(config: str, variant: str) -> dict:
@@ -57,6 +65,10 @@ def variant_options(config: str, variant: str) -> dict:
         return dict(options, **{'optim_wrapper.constructor': 'DefaultOptimWrapperConstructor',
                                 'train_dataloader.pin_memory': False,
                                 'model.data_preprocessor.non_blocking': False})
+    fused = variant.endswith('-fused')
+    if fused:
+        variant = variant[:-len('-fused')]
+        options['optim_wrapper.optimizer.fused'] = True
     options.update({'optim_wrapper.constructor': 'MergedGroupsOptimWrapperConstructor',
                     # images copied to the GPU from pinned memory without blocking the host
                     'train_dataloader.pin_memory': True,
@@ -72,7 +84,7 @@ def variant_options(config: str, variant: str) -> dict:
     if variant in ('fast-compile', 'fast-compile-all'):
         hook = dict(type='CompileLayersHook')
         if variant == 'fast-compile-all':
-            hook['targets'] = ['backbone', 'neck', 'encoder.layers', 'decoder.layers']
+            hook['targets'] = COMPILE_ALL_TARGETS
         options['custom_hooks'] = list(cfg.get('custom_hooks', [])) + [hook]
     return options
 
@@ -111,7 +123,11 @@ def main(argv=None):
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     p.add_argument('--out', default=osp.join(REPO, 'results', 'measured', 'speed.csv'))
     p.add_argument('--trace-dir', help="also write each run's profiler table (key averages) here")
+    p.add_argument('--sync-trace', action='store_true',
+                   help="with --trace-dir: each run's syncs by Python line (profile_train_step.py --sync-trace)")
     args = p.parse_args(argv)
+    if args.sync_trace and not args.trace_dir:
+        p.error('--sync-trace writes to --trace-dir: give it')
     if not osp.isdir(osp.join(args.data_root, 'annotations')):
         p.error(f'no dataset at --data-root {args.data_root}; make it with '
                 f'python -m mmdet_plugins.datasets.fashion_canvas {args.data_root}')
@@ -128,7 +144,7 @@ def main(argv=None):
                 continue
             run_args = argparse.Namespace(data_root=args.data_root, warmup=args.warmup, iters=args.iters,
                                           profile_iters=args.profile_iters, batch_size=args.batch_size,
-                                          cfg_options=options,
+                                          cfg_options=options, sync_trace=args.sync_trace,
                                           trace_dir=osp.join(args.trace_dir, variant) if args.trace_dir else None)
             started = time.perf_counter()
             try:

@@ -16,7 +16,10 @@ iteration and, where ``nvidia-smi`` exists, the GPU's mean utilisation), then ``
     step        gradient clipping and the optimiser step
     hooks       mmengine's hooks after the iteration (logging: one ``.item()`` per logged loss)
 
-plus the number of host-device synchronisations (``cudaStreamSynchronize``, ``.item()``) per iteration.
+plus the number of host-device synchronisations (``cudaStreamSynchronize``, ``.item()``) per iteration. With
+``--sync-trace`` (GPU only) the last warm-up iteration runs under ``torch.cuda.set_sync_debug_mode('warn')`` and
+each synchronising call is attributed to the Python line that made it (:class:`SyncTracer`); the counts are
+written to ``--trace-dir`` as ``<config>_syncs.csv``. Syncs made inside autograd's backward thread are not seen.
 
     python reproduce/profile_train_step.py CONFIG [CONFIG ...] --data-root data/fashion_canvas \\
         --out results/measured/profile_mini.csv --summary results/tables/profile_mini.md
@@ -87,6 +90,56 @@ def instrument(runner):
     runner.call_hook = call_hook_labelled
 
 
+class SyncTracer:
+    """Counts the synchronising CUDA calls made while active, by the Python line that made them.
+
+    ``torch.cuda.set_sync_debug_mode('warn')`` makes each synchronising call issue a warning; the warning's
+    Python stack gives the innermost frame outside torch (the caller's line) and the innermost frame in this
+    repository or the OpenMMLab packages (what called it there)."""
+
+    OWN = ('mmdet_plugins', 'mmdet', 'mmcv', 'mmengine', 'reproduce')
+
+    def __init__(self):
+        self.counts = {}
+        self._saved = None
+
+    def start(self):
+        import warnings
+        self._saved = (warnings.showwarning, warnings.filters[:])
+        warnings.simplefilter('always')
+        warnings.showwarning = self._record
+        torch.cuda.set_sync_debug_mode('warn')
+
+    def stop(self):
+        import warnings
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode('default')
+        warnings.showwarning, warnings.filters[:] = self._saved
+
+    def _record(self, message, category, filename, lineno, file=None, line=None):
+        import traceback
+        if 'synchronizing' not in str(message):
+            return self._saved[0](message, category, filename, lineno, file, line)
+        stack = traceback.extract_stack()[:-1]
+        caller = next((f for f in reversed(stack) if f'{osp.sep}torch{osp.sep}' not in f.filename
+                       and not f.filename.endswith('warnings.py')), None)
+        own = next((f for f in reversed(stack) if any(f'{osp.sep}{p}{osp.sep}' in f.filename for p in self.OWN)),
+                   None)
+        key = (_where(caller), _where(own))
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def rows(self):
+        return [dict(caller=c, in_package=o, syncs=n)
+                for (c, o), n in sorted(self.counts.items(), key=lambda kv: -kv[1])]
+
+
+def _where(frame):
+    if frame is None:
+        return ''
+    parts = frame.filename.split(osp.sep)
+    return f'{"/".join(parts[-3:])}:{frame.lineno} ({frame.name})'
+
+
 class GpuUtilSampler:
     """``nvidia-smi`` utilisation samples (percent) of the GPU in use, in the background; empty without it."""
 
@@ -138,11 +191,17 @@ def profile_config(config, args, device):
         cfg.train_dataloader.batch_size = args.batch_size
     result = {}
 
+    tracer = SyncTracer() if getattr(args, 'sync_trace', False) and device.type == 'cuda' else None
+
     class Window(Hook):
         priority = 'VERY_LOW'
 
         def before_train_iter(self, runner, batch_idx, data_batch=None):
+            if tracer is not None and batch_idx == args.warmup - 1:
+                tracer.start()
             if batch_idx == args.warmup:
+                if tracer is not None:
+                    tracer.stop()
                 sync(device)
                 result['sampler'] = GpuUtilSampler(device)
                 result['t0'] = time.perf_counter()
@@ -200,6 +259,12 @@ def profile_config(config, args, device):
         table = prof.key_averages().table(sort_by='cpu_time_total', row_limit=60)
         with open(osp.join(args.trace_dir, osp.splitext(osp.basename(config))[0] + '.txt'), 'w') as f:
             f.write(table)
+    if tracer is not None and args.trace_dir:
+        import pandas as pd
+        from mmdet_plugins.provenance import atomic_write_text
+        os.makedirs(args.trace_dir, exist_ok=True)
+        atomic_write_text(osp.join(args.trace_dir, osp.splitext(osp.basename(config))[0] + '_syncs.csv'),
+                          pd.DataFrame(tracer.rows(), columns=['caller', 'in_package', 'syncs']).to_csv(index=False))
     return summary, rows
 
 
@@ -233,7 +298,12 @@ def parse_args(argv=None):
     p.add_argument('--out', default=None, help='CSV: one row per config and part')
     p.add_argument('--summary', default=None, help='markdown summary')
     p.add_argument('--trace-dir', default=None, help='also write each config\'s full profiler table here')
+    p.add_argument('--sync-trace', action='store_true',
+                   help='attribute the last warm-up iteration\'s syncs to Python lines (GPU; needs --trace-dir)')
     args = p.parse_args(argv)
+    if args.sync_trace and (not args.trace_dir or args.warmup < 1):
+        p.error('--sync-trace writes to --trace-dir and traces the last warm-up iteration: give --trace-dir and '
+                '--warmup of at least 1')
     if min(args.iters, args.profile_iters) < 1 or args.warmup < 0:
         p.error('--iters and --profile-iters must be at least 1, --warmup at least 0')
     if not osp.isdir(osp.join(args.data_root, 'annotations')):

@@ -13,6 +13,12 @@ to the copy), so parameter names, the state dict and checkpoints are exactly the
 registered on the modules still run. Validation and testing run the
 layers eagerly (the hook switches the compiled forwards off around them), so evaluation is the stock code path.
 
+Deformable attention: mmcv's ``MultiScaleDeformableAttention`` inside the targets is switched (in place, same
+parameters) to :class:`~mmdet_plugins.models.ms_deform_attn.TraceableMultiScaleDeformableAttention`, which calls
+the same mmcv kernels as a PyTorch custom operator, so each Deformable DETR layer compiles into one graph instead of
+being cut around the attention (``traceable_deform_attn=False`` keeps mmcv's module). The switched module computes
+bitwise the same in eager mode (tests/models/test_ms_deform_attn.py), so validation is unaffected.
+
 Numerics: the compiled kernels compute the same functions, not bit for bit the same floating-point operations
 (fused kernels round in another order); tests/engine/test_compiled_layers.py bounds the difference of losses and
 gradients, and a mini run's AP is the judge (results/measured/README.md).
@@ -33,6 +39,7 @@ from mmengine.registry import HOOKS
 from torch import nn
 
 from ..model_utils import unwrap_model
+from ..models.ms_deform_attn import make_deform_attn_traceable
 
 DEFAULT_TARGETS = ('encoder.layers', 'decoder.layers')
 COMPILED_ATTR = '_bf_compiled_forward'  # on a compiled module: its compiled forward (active or switched off)
@@ -64,13 +71,15 @@ def target_list(targets) -> List[str]:
 
 
 def compile_submodules(model: nn.Module, targets: Sequence[str] = DEFAULT_TARGETS,
-                       **compile_kwargs) -> List[str]:
+                       traceable_deform_attn: bool = True, **compile_kwargs) -> List[str]:
     """Replace the ``forward`` of each target module (each child, for a ModuleList or Sequential target) by
     ``torch.compile(type(module).forward, **compile_kwargs)`` bound to the module.
 
     Args:
         model: the detector (unwrapped from DDP).
         targets: dotted attribute paths; every one must exist.
+        traceable_deform_attn: first switch mmcv's deformable attention modules inside the targets to
+            :class:`~mmdet_plugins.models.ms_deform_attn.TraceableMultiScaleDeformableAttention`.
         **compile_kwargs: passed to ``torch.compile`` (``backend``, ``mode``, ``dynamic``, ...).
 
     Returns:
@@ -79,6 +88,8 @@ def compile_submodules(model: nn.Module, targets: Sequence[str] = DEFAULT_TARGET
     compiled = []
     for path in target_list(targets):
         module = resolve_submodule(model, path)
+        if traceable_deform_attn:
+            make_deform_attn_traceable(module)
         if isinstance(module, (nn.ModuleList, nn.Sequential)):
             members = [(f'{path}.{name}', child) for name, child in module.named_children()]
         else:
@@ -143,13 +154,17 @@ class CompileLayersHook(Hook):
         cpu (bool): also compile when the model is on the CPU (default False: on the CPU the hook only logs
             that it left the model eager, since Inductor's CPU code generation is slow to start and the CPU
             runs here are the smoke checks).
+        traceable_deform_attn (bool): switch mmcv's deformable attention inside the targets to the traceable
+            module first (see above). Default True.
     """
     priority = 'VERY_HIGH'
 
     def __init__(self, targets: Sequence[str] = DEFAULT_TARGETS, backend: str = 'inductor',
-                 mode: Optional[str] = None, dynamic: bool = False, cpu: bool = False) -> None:
+                 mode: Optional[str] = None, dynamic: bool = False, cpu: bool = False,
+                 traceable_deform_attn: bool = True) -> None:
         self.targets = target_list(targets)
         self.compile_kwargs = dict(backend=backend, mode=mode, dynamic=dynamic)
+        self.traceable_deform_attn = traceable_deform_attn
         self.cpu = cpu
         self.compiled: List[str] = []
 
@@ -161,7 +176,8 @@ class CompileLayersHook(Hook):
         if device.type == 'cpu' and not self.cpu:
             runner.logger.info('CompileLayersHook: the model is on the CPU; left eager (cpu=True compiles it)')
             return
-        self.compiled += compile_submodules(model, self.targets, **self.compile_kwargs)  # (none the 2nd time)
+        self.compiled += compile_submodules(model, self.targets, traceable_deform_attn=self.traceable_deform_attn,
+                                            **self.compile_kwargs)  # (none the 2nd time)
         runner.logger.info(f'CompileLayersHook: compiled {len(self.compiled)} modules ({self.compile_kwargs}): '
                            f'{", ".join(self.compiled)}')
 

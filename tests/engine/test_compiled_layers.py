@@ -169,3 +169,22 @@ def test_runner_trains_validates_and_trains_again_with_compiled_layers(tmp_path)
     assert all(m.__dict__.get('forward') is m.__dict__[COMPILED_ATTR] for m in compiled_modules(runner.model).values())
     state = torch.load(osp.join(cfg.work_dir, 'iter_4.pth'), map_location='cpu', weights_only=False)['state_dict']
     assert set(state) == set(build_detector('DETR', bf=True).state_dict())
+
+
+@pytest.mark.parametrize('traceable', [True, False])
+def test_deformable_layers_compile_whole_with_the_traceable_attention(traceable):
+    """With the traceable deformable attention (the default) Dynamo captures each Deformable DETR layer, and the
+    head, without a graph break; with mmcv's module it breaks at the attention's host-side reads."""
+    from torch._dynamo.utils import counters
+    from mmdet_plugins.models.ms_deform_attn import TraceableMultiScaleDeformableAttention
+    torch._dynamo.reset()
+    counters.clear()
+    torch.manual_seed(0)
+    model = no_dropout(build_detector('DeformableDETR', bf=True)).train()
+    compile_submodules(model, ['encoder.layers', 'decoder.layers', 'bbox_head'], traceable_deform_attn=traceable,
+                       backend='aot_eager', dynamic=False)
+    switched = [m for m in model.modules() if isinstance(m, TraceableMultiScaleDeformableAttention)]
+    assert len(switched) == (4 if traceable else 0)  # 2 encoder + 2 decoder layers
+    _loss_and_grads(model, *make_batch())
+    breaks = sum(counters['graph_break'].values())
+    assert (breaks == 0) if traceable else (breaks > 0)

@@ -42,7 +42,11 @@ def test_fast_variant_swaps_in_registered_components(config, head):
     assert {k: v for k, v in compiled.items() if k != 'custom_hooks'} == fast
     assert compiled['custom_hooks'][-1] == dict(type='CompileLayersHook')
     everything = variant_options(config, 'fast-compile-all')['custom_hooks'][-1]
-    assert everything['targets'] == ['backbone', 'neck', 'encoder.layers', 'decoder.layers']
+    assert everything['targets'] == ['backbone', 'neck', 'encoder.layers', 'decoder.layers', 'bbox_head']
+    fused = variant_options(config, 'fast-compile-all-fused')  # the suffix adds fused AdamW and nothing else
+    assert fused.pop('optim_wrapper.optimizer.fused') is True
+    assert fused == variant_options(config, 'fast-compile-all')
+    assert variant_options(config, 'fast-fused') == dict(fast, **{'optim_wrapper.optimizer.fused': True})
 
 
 @pytest.mark.skipif(not osp.isfile(osp.join(FASHION_MNIST_DIR, 'train-images-idx3-ubyte.gz')),

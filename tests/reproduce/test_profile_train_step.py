@@ -36,3 +36,33 @@ def test_missing_data_root_says_how_to_make_it(tmp_path):
     from reproduce import profile_train_step as pts
     with pytest.raises(SystemExit):
         pts.parse_args(['configs/mini/detr_r18_1xb16-mini.py', '--data-root', str(tmp_path / 'none')])
+
+
+def test_sync_tracer_counts_syncs_by_calling_line():
+    """The tracer's warning handler (what ``set_sync_debug_mode('warn')`` calls on the GPU) counts each sync at
+    the Python line that made it and passes other warnings on."""
+    import warnings
+    from reproduce.profile_train_step import SyncTracer
+    tracer = SyncTracer()
+    passed_on = []
+    tracer._saved = (lambda *a, **k: passed_on.append(str(a[0])), warnings.filters[:])
+
+    def sync_here():
+        tracer._record('called a synchronizing CUDA operation', UserWarning, 'x.py', 1)
+    for _ in range(3):
+        sync_here()
+    tracer._record('something else', UserWarning, 'x.py', 1)
+    rows = tracer.rows()
+    assert len(rows) == 1 and rows[0]['syncs'] == 3
+    assert rows[0]['caller'].endswith('(sync_here)') and 'test_profile_train_step.py' in rows[0]['caller']
+    assert passed_on == ['something else']
+
+
+def test_sync_trace_needs_a_trace_dir(tmp_path, capsys):
+    from reproduce import profile_train_step as pts
+    (tmp_path / 'annotations').mkdir()
+    argv = ['configs/mini/detr_r18_1xb16-mini.py', '--sync-trace', '--data-root', str(tmp_path)]
+    with pytest.raises(SystemExit):
+        pts.parse_args(argv)
+    assert '--sync-trace writes to --trace-dir' in capsys.readouterr().err
+    assert pts.parse_args(argv + ['--trace-dir', str(tmp_path)]).sync_trace

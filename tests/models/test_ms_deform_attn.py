@@ -1,0 +1,98 @@
+"""mmdet_plugins/models/ms_deform_attn.py: the traceable deformable attention computes bitwise what mmcv's module
+computes (outputs and all gradients), its operator registration passes torch's own checks, and a model switched to
+it keeps its parameters. On a machine with a GPU the same tests run the CUDA kernels too (fp32 and fp16 AMP)."""
+import copy
+
+import pytest
+import torch
+from mmcv.ops import MultiScaleDeformableAttention
+
+from mmdet_plugins.models.ms_deform_attn import (TraceableMultiScaleDeformableAttention, make_deform_attn_traceable,
+                                                 ms_deform_attn)
+
+DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
+SHAPES = torch.tensor([[4, 5], [2, 3]])  # two levels, 20 + 6 keys
+STARTS = torch.tensor([0, 20])
+
+
+def _pair(batch_first=True, device='cpu'):
+    torch.manual_seed(0)
+    stock = MultiScaleDeformableAttention(embed_dims=32, num_heads=4, num_levels=2, num_points=3,
+                                          batch_first=batch_first, dropout=0.0)
+    for p in stock.parameters():  # mmcv's init zeroes some weights; random ones exercise every path
+        torch.nn.init.normal_(p, std=0.3)
+    traceable = copy.deepcopy(stock)
+    assert make_deform_attn_traceable(traceable) == ['']
+    assert type(traceable) is TraceableMultiScaleDeformableAttention
+    return stock.to(device), traceable.to(device)
+
+
+def _run(module, query, amp, **kwargs):
+    module.zero_grad(set_to_none=True)
+    query = query.detach().clone().requires_grad_()
+    with torch.autocast('cuda', dtype=torch.float16, enabled=amp):
+        out = module(query, **kwargs)
+    out.float().square().sum().backward()
+    return out.detach(), query.grad, {n: p.grad for n, p in module.named_parameters()}
+
+
+@pytest.mark.parametrize('device', DEVICES)
+@pytest.mark.parametrize('amp', [False, True])
+@pytest.mark.parametrize('ref_dim', [2, 4])
+@pytest.mark.parametrize('batch_first', [True, False])
+def test_traceable_module_is_bitwise_mmcv(device, amp, ref_dim, batch_first):
+    if amp and device == 'cpu':
+        pytest.skip('fp16 AMP is a GPU path')
+    stock, traceable = _pair(batch_first, device)
+    n = int((SHAPES[:, 0] * SHAPES[:, 1]).sum())
+    query = torch.randn(2, n, 32, device=device)
+    if not batch_first:
+        query = query.transpose(0, 1)
+    mask = torch.zeros(2, n, dtype=torch.bool, device=device)
+    mask[1, -4:] = True
+    kwargs = dict(query_pos=torch.randn_like(query), key_padding_mask=mask,
+                  reference_points=torch.rand(2, n, 2, ref_dim, device=device),
+                  spatial_shapes=SHAPES.to(device), level_start_index=STARTS.to(device))
+    out_s, dq_s, grads_s = _run(stock, query, amp, **kwargs)
+    out_t, dq_t, grads_t = _run(traceable, query, amp, **kwargs)
+    assert out_t.dtype == out_s.dtype and torch.equal(out_t, out_s)
+    assert torch.equal(dq_t, dq_s)
+    assert grads_t.keys() == grads_s.keys()
+    for name in grads_s:
+        assert torch.equal(grads_t[name], grads_s[name]), name
+    assert grads_s['sampling_offsets.weight'].abs().sum() > 0  # the gradient reaches the sampling locations
+
+
+@pytest.mark.parametrize('device', DEVICES)
+def test_operator_registration_passes_opcheck(device):
+    torch.manual_seed(0)
+    value = torch.randn(2, 26, 4, 8, device=device, requires_grad=True)
+    locations = torch.rand(2, 5, 4, 2, 3, 2, device=device, requires_grad=True)
+    weights = torch.rand(2, 5, 4, 2, 3, device=device, requires_grad=True)
+    torch.library.opcheck(ms_deform_attn, (value, SHAPES.to(device), STARTS.to(device), locations, weights, 64))
+
+
+def test_switch_keeps_parameters_and_only_touches_mmcv_modules():
+    stock, _ = _pair()
+    model = torch.nn.Sequential(copy.deepcopy(stock), torch.nn.Linear(2, 2), copy.deepcopy(stock))
+    keys = model.state_dict().keys()
+    assert make_deform_attn_traceable(model) == ['0', '2']
+    assert make_deform_attn_traceable(model) == []  # switched already
+    assert type(model[1]) is torch.nn.Linear and model.state_dict().keys() == keys
+
+
+def test_wrong_reference_points_say_what_they_must_be():
+    _, traceable = _pair()
+    query = torch.randn(2, 26, 32)
+    with pytest.raises(ValueError, match='must end in 2 .points. or 4 .boxes., not 3'):
+        traceable(query, reference_points=torch.rand(2, 26, 2, 3), spatial_shapes=SHAPES, level_start_index=STARTS)
+
+
+def test_compiles_into_one_graph():
+    """Dynamo traces the whole forward, the operator included (fullgraph raises on any graph break)."""
+    _, traceable = _pair()
+    torch._dynamo.reset()
+    compiled = torch.compile(traceable, backend='aot_eager', fullgraph=True)
+    query = torch.randn(2, 26, 32)
+    kwargs = dict(reference_points=torch.rand(2, 26, 2, 2), spatial_shapes=SHAPES, level_start_index=STARTS)
+    assert torch.equal(compiled(query, **kwargs), traceable(query, **kwargs))
