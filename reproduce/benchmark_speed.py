@@ -5,10 +5,12 @@ timed ones (``reproduce/profile_train_step.py``'s measurement: wall clock, ``nvi
 memory, host-device synchronisations per iteration from a short profiled window). Variants:
 
     stock      stock mmdet 3.3.0 components: mmdet's heads, HungarianAssigner, one optimiser group per
-               parameter, blocking copies from pageable memory (the mini configs' components are switched back)
+               parameter, blocking copies from pageable memory, mmcv's deformable attention module (the mini
+               configs' components are switched back)
     fast       the batched matching heads with the sync-free per-layer loss and BatchedHungarianAssigner
                (mmdet_plugins/models/), merged optimiser groups (mmdet_plugins/engine/merged_param_groups.py),
-               pinned, non-blocking image copies: same matchings, same losses (the mini configs' default)
+               pinned, non-blocking image copies, deformable attention without a host wait per layer
+               (TraceableDeformAttnHook): same matchings, same losses (the mini configs' default)
     fast-bf16  + bf16 autocast instead of fp16 (not bitwise equal: judged by a mini run's AP). DETR only:
                mmcv 2.1.0 has no bf16 kernel for multi-scale deformable attention (Deformable DETR, DINO) nor
                for sigmoid_focal_loss (Conditional DETR, DAB-DETR, and those two).
@@ -46,6 +48,7 @@ from mmdet_plugins.models.batched_matching import with_matching  # noqa: E402
 
 VARIANTS = ('stock', 'fast', 'fast-bf16', 'fast-compile', 'fast-compile-all', 'fast-fused', 'fast-compile-fused',
             'fast-compile-all-fused')
+FAST_HOOKS = ('TraceableDeformAttnHook', )  # the mini configs' hooks that belong to the fast components
 COMPILE_ALL_TARGETS = ['backbone', 'neck', 'encoder.layers', 'decoder.layers', 'bbox_head']
 
 
@@ -61,8 +64,10 @@ def variant_options(config: str, variant: str) -> dict:
         raise SystemExit(f'error: {config}: {e}')
     options = {'model.bbox_head.type': model.bbox_head.type,
                'model.train_cfg.assigner.type': model.train_cfg.assigner.type}
+    hooks = list(cfg.get('custom_hooks', []))
     if variant == 'stock':
-        return dict(options, **{'optim_wrapper.constructor': 'DefaultOptimWrapperConstructor',
+        return dict(options, **{'custom_hooks': [h for h in hooks if h.get('type') not in FAST_HOOKS],
+                                'optim_wrapper.constructor': 'DefaultOptimWrapperConstructor',
                                 'train_dataloader.pin_memory': False,
                                 'model.data_preprocessor.non_blocking': False})
     fused = variant.endswith('-fused')
@@ -85,7 +90,7 @@ def variant_options(config: str, variant: str) -> dict:
         hook = dict(type='CompileLayersHook')
         if variant == 'fast-compile-all':
             hook['targets'] = COMPILE_ALL_TARGETS
-        options['custom_hooks'] = list(cfg.get('custom_hooks', [])) + [hook]
+        options['custom_hooks'] = hooks + [hook]
     return options
 
 

@@ -63,11 +63,13 @@ def max_rel_diff(got, expected) -> float:
 
 def build_pair(cfg, device, compiled=False, backend='inductor'):
     """The stock detector of ``cfg`` (mmdet's head and HungarianAssigner; initialised, seed 0) and the fast one
-    (the batched head and assigner) with the same weights. ``cfg`` may name either. With ``compiled``: the fast
+    (the batched head and assigner; deformable attention through the traceable operator, as
+    ``TraceableDeformAttnHook`` does) with the same weights. ``cfg`` may name either. With ``compiled``: the fast
     detector and a copy of it whose encoder and decoder layers are compiled."""
     from mmdet.registry import MODELS
     from mmdet_plugins.engine.compiled_layers import compile_submodules
     from mmdet_plugins.models.batched_matching import with_matching
+    from mmdet_plugins.models.ms_deform_attn import make_deform_attn_traceable
     stock_cfg, fast_cfg = with_matching(cfg.model, batched=compiled), with_matching(cfg.model, batched=True)
     stock_cfg.backbone.init_cfg = None  # random weights: equality does not need a pretrained checkpoint
     fast_cfg.backbone.init_cfg = None
@@ -78,6 +80,8 @@ def build_pair(cfg, device, compiled=False, backend='inductor'):
     fast.load_state_dict(stock.state_dict(), strict=True)
     if compiled:
         compile_submodules(fast, backend=backend, dynamic=False)
+    else:
+        make_deform_attn_traceable(fast)
     return without_dropout(stock).to(device).train(), without_dropout(fast).to(device).train()
 
 

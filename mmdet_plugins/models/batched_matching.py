@@ -414,7 +414,7 @@ class BatchedTargetsMixin:
         bbox_targets = gt_bboxes.new_zeros(B * Q, 4)
         bbox_targets[query_inds] = gt_targets[gt_inds].to(gt_bboxes.dtype)
         bbox_weights = gt_bboxes.new_zeros(B * Q, 4)
-        bbox_weights[query_inds] = 1.0
+        bbox_weights.index_fill_(0, query_inds, 1.0)  # (not ``[query_inds] = 1.0``: a blocking host copy)
 
         def per_image(t: Tensor) -> List[Tensor]:
             return list(t.view(B, Q, *t.shape[1:]).unbind(0))

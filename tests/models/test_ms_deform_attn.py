@@ -1,6 +1,8 @@
 """mmdet_plugins/models/ms_deform_attn.py: the traceable deformable attention computes bitwise what mmcv's module
 computes (outputs and all gradients), its operator registration passes torch's own checks, and a model switched to
-it keeps its parameters. On a machine with a GPU the same tests run the CUDA kernels too (fp32 and fp16 AMP)."""
+it keeps its parameters. On a machine with a GPU the same tests run the CUDA kernels too (fp32 and fp16 AMP); there
+the outputs are bitwise equal, but mmcv's backward kernel adds with atomics, so its gradients change from run to
+run: they are held to mmcv's own run-to-run spread."""
 import copy
 
 import pytest
@@ -56,10 +58,17 @@ def test_traceable_module_is_bitwise_mmcv(device, amp, ref_dim, batch_first):
     out_s, dq_s, grads_s = _run(stock, query, amp, **kwargs)
     out_t, dq_t, grads_t = _run(traceable, query, amp, **kwargs)
     assert out_t.dtype == out_s.dtype and torch.equal(out_t, out_s)
-    assert torch.equal(dq_t, dq_s)
     assert grads_t.keys() == grads_s.keys()
-    for name in grads_s:
-        assert torch.equal(grads_t[name], grads_s[name]), name
+    if device == 'cpu':
+        assert torch.equal(dq_t, dq_s)
+        for name in grads_s:
+            assert torch.equal(grads_t[name], grads_s[name]), name
+    else:  # against mmcv's own spread: a second stock run
+        _, dq_s2, grads_s2 = _run(stock, query, amp, **kwargs)
+        pairs = [('query', dq_s, dq_s2, dq_t)] + [(n, grads_s[n], grads_s2[n], grads_t[n]) for n in grads_s]
+        for name, first, second, ours in pairs:
+            spread = (second - first).abs().max()
+            assert (ours - first).abs().max() <= 4 * spread + 1e-6 * first.abs().max(), name
     assert grads_s['sampling_offsets.weight'].abs().sum() > 0  # the gradient reaches the sampling locations
 
 
