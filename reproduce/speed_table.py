@@ -40,8 +40,9 @@ def render(df) -> str:
               '`stock`: mmdet 3.3.0 components; `fast`: this repository\'s (the mini configs\' default)'
               + ('; `fast-compile`: fast with the encoder and decoder layers compiled by torch.compile '
                  '(CompileLayersHook, opt-in: configs/mini/compiled/)' if 'fast-compile' in set(df.variant) else '')
-              + ('; `fast-compile-all`: the backbone and neck compiled too' if 'fast-compile-all' in set(df.variant)
-                 else '')
+              + ('; `fast-compile-all`: the backbone and neck compiled too (and the head\'s forward, from commit '
+                 '44d0a16)' if 'fast-compile-all' in set(df.variant) else '')
+              + ('; `-fused`: AdamW\'s fused CUDA kernel' if any(v.endswith('-fused') for v in df.variant) else '')
               + f'. Measured on: {"; ".join(provenance)}.']
     return '\n'.join(lines) + '\n'
 
