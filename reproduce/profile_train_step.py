@@ -256,15 +256,15 @@ def profile_config(config, args, device):
         batch_size=cfg.train_dataloader.batch_size)
     if args.trace_dir:
         os.makedirs(args.trace_dir, exist_ok=True)
+        stem = osp.join(args.trace_dir, osp.splitext(osp.basename(config))[0])
         table = prof.key_averages().table(sort_by='cpu_time_total', row_limit=60)
-        with open(osp.join(args.trace_dir, osp.splitext(osp.basename(config))[0] + '.txt'), 'w') as f:
+        with open(stem + '.txt', 'w') as f:
             f.write(table)
-    if tracer is not None and args.trace_dir:
-        import pandas as pd
-        from mmdet_plugins.provenance import atomic_write_text
-        os.makedirs(args.trace_dir, exist_ok=True)
-        atomic_write_text(osp.join(args.trace_dir, osp.splitext(osp.basename(config))[0] + '_syncs.csv'),
-                          pd.DataFrame(tracer.rows(), columns=['caller', 'in_package', 'syncs']).to_csv(index=False))
+        if tracer is not None:
+            import pandas as pd
+            from mmdet_plugins.provenance import atomic_write_text
+            atomic_write_text(stem + '_syncs.csv', pd.DataFrame(tracer.rows(), columns=['caller', 'in_package', 'syncs'])
+                              .to_csv(index=False))
     return summary, rows
 
 

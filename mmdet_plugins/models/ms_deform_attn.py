@@ -20,15 +20,11 @@ from __future__ import annotations
 from typing import List, Tuple
 
 import torch
+from mmcv.ops.multi_scale_deform_attn import ext_module as mmcv_ext
 from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttention, multi_scale_deformable_attn_pytorch
 from torch import Tensor, nn
 
 __all__ = ['ms_deform_attn', 'TraceableMultiScaleDeformableAttention', 'make_deform_attn_traceable']
-
-
-def _mmcv_ext():
-    from mmcv.ops.multi_scale_deform_attn import ext_module
-    return ext_module
 
 
 @torch.library.custom_op('bfv2::ms_deform_attn', mutates_args=())
@@ -49,8 +45,8 @@ def ms_deform_attn(value: Tensor, spatial_shapes: Tensor, level_start_index: Ten
         ``(bs, num_queries, num_heads * head_dims)``, dtype of ``value``.
     """
     if value.is_cuda:
-        return _mmcv_ext().ms_deform_attn_forward(value, spatial_shapes, level_start_index, sampling_locations,
-                                                  attention_weights, im2col_step=im2col_step)
+        return mmcv_ext.ms_deform_attn_forward(value, spatial_shapes, level_start_index, sampling_locations,
+                                               attention_weights, im2col_step=im2col_step)
     return multi_scale_deformable_attn_pytorch(value, spatial_shapes, sampling_locations, attention_weights)
 
 
@@ -70,9 +66,9 @@ def ms_deform_attn_backward(grad_output: Tensor, value: Tensor, spatial_shapes: 
         grad_value = torch.zeros_like(value)
         grad_locations = torch.zeros_like(sampling_locations)
         grad_weights = torch.zeros_like(attention_weights)
-        _mmcv_ext().ms_deform_attn_backward(value, spatial_shapes, level_start_index, sampling_locations,
-                                            attention_weights, grad_output.contiguous(), grad_value,
-                                            grad_locations, grad_weights, im2col_step=im2col_step)
+        mmcv_ext.ms_deform_attn_backward(value, spatial_shapes, level_start_index, sampling_locations,
+                                         attention_weights, grad_output.contiguous(), grad_value,
+                                         grad_locations, grad_weights, im2col_step=im2col_step)
         return grad_value, grad_locations, grad_weights
     # the reference implementation's vector-Jacobian product (autograd itself is off inside an operator)
     _, vjp = torch.func.vjp(
