@@ -18,6 +18,8 @@ memory, host-device synchronisations per iteration from a short profiled window)
                mmdet_plugins/engine/compiled_layers.py; not bitwise equal: reproduce/check_fast_equivalence.py
                --compiled and a mini run's AP judge it). Its warm-up iterations include the compilation.
     fast-compile-all  fast-compile with the backbone, the neck and the head's forward compiled too.
+    fast-compile-all-cudagraphs  fast-compile-all in torch.compile's ``reduce-overhead`` mode: each compiled
+               module's kernels replayed as a CUDA graph.
     ...-fused  (suffix to fast, fast-compile, fast-compile-all) AdamW's fused CUDA kernel (``fused=True``)
                instead of its multi-tensor (``foreach``) one: the same update rule in one kernel per group,
                without the per-parameter host work; not bitwise equal (rounding order).
@@ -46,8 +48,8 @@ sys.path.insert(0, REPO)
 
 from mmdet_plugins.models.batched_matching import with_matching  # noqa: E402
 
-VARIANTS = ('stock', 'fast', 'fast-bf16', 'fast-compile', 'fast-compile-all', 'fast-fused', 'fast-compile-fused',
-            'fast-compile-all-fused')
+VARIANTS = ('stock', 'fast', 'fast-bf16', 'fast-compile', 'fast-compile-all', 'fast-compile-all-cudagraphs',
+            'fast-fused', 'fast-compile-fused', 'fast-compile-all-fused')
 FAST_HOOKS = ('TraceableDeformAttnHook', )  # the mini configs' hooks that belong to the fast components
 COMPILE_ALL_TARGETS = ['backbone', 'neck', 'encoder.layers', 'decoder.layers', 'bbox_head']
 
@@ -86,10 +88,12 @@ def variant_options(config: str, variant: str) -> dict:
             raise ValueError(f'{config}: fast-bf16 is not available with FocalLoss: mmcv 2.1.0\'s '
                              f'sigmoid_focal_loss has no bf16 kernel')
         options['optim_wrapper.dtype'] = 'bfloat16'
-    if variant in ('fast-compile', 'fast-compile-all'):
+    if variant.startswith('fast-compile'):
         hook = dict(type='CompileLayersHook')
-        if variant == 'fast-compile-all':
+        if variant.startswith('fast-compile-all'):
             hook['targets'] = COMPILE_ALL_TARGETS
+        if variant.endswith('-cudagraphs'):
+            hook['mode'] = 'reduce-overhead'
         options['custom_hooks'] = hooks + [hook]
     return options
 
@@ -130,9 +134,11 @@ def main(argv=None):
     p.add_argument('--trace-dir', help="also write each run's profiler table (key averages) here")
     p.add_argument('--sync-trace', action='store_true',
                    help="with --trace-dir: each run's syncs by Python line (profile_train_step.py --sync-trace)")
+    p.add_argument('--chrome-trace', action='store_true',
+                   help="with --trace-dir: each run's profiled timeline (profile_train_step.py --chrome-trace)")
     args = p.parse_args(argv)
-    if args.sync_trace and not args.trace_dir:
-        p.error('--sync-trace writes to --trace-dir: give it')
+    if (args.sync_trace or args.chrome_trace) and not args.trace_dir:
+        p.error('--sync-trace and --chrome-trace write to --trace-dir: give it')
     if not osp.isdir(osp.join(args.data_root, 'annotations')):
         p.error(f'no dataset at --data-root {args.data_root}; make it with '
                 f'python -m mmdet_plugins.datasets.fashion_canvas {args.data_root}')
@@ -150,6 +156,7 @@ def main(argv=None):
             run_args = argparse.Namespace(data_root=args.data_root, warmup=args.warmup, iters=args.iters,
                                           profile_iters=args.profile_iters, batch_size=args.batch_size,
                                           cfg_options=options, sync_trace=args.sync_trace,
+                                          chrome_trace=args.chrome_trace,
                                           trace_dir=osp.join(args.trace_dir, variant) if args.trace_dir else None)
             started = time.perf_counter()
             try:

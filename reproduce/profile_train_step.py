@@ -260,6 +260,12 @@ def profile_config(config, args, device):
         table = prof.key_averages().table(sort_by='cpu_time_total', row_limit=60)
         with open(stem + '.txt', 'w') as f:
             f.write(table)
+        if getattr(args, 'chrome_trace', False):  # the profiled iterations' timeline, for chrome://tracing
+            import gzip
+            prof.export_chrome_trace(stem + '_trace.json')
+            with open(stem + '_trace.json', 'rb') as f, gzip.open(stem + '_trace.json.gz', 'wb') as g:
+                shutil.copyfileobj(f, g)
+            os.remove(stem + '_trace.json')
         if tracer is not None:
             import pandas as pd
             from mmdet_plugins.provenance import atomic_write_text
@@ -300,7 +306,11 @@ def parse_args(argv=None):
     p.add_argument('--trace-dir', default=None, help='also write each config\'s full profiler table here')
     p.add_argument('--sync-trace', action='store_true',
                    help='attribute the last warm-up iteration\'s syncs to Python lines (GPU; needs --trace-dir)')
+    p.add_argument('--chrome-trace', action='store_true',
+                   help='also write the profiled iterations\' timeline (<config>_trace.json.gz; needs --trace-dir)')
     args = p.parse_args(argv)
+    if args.chrome_trace and not args.trace_dir:
+        p.error('--chrome-trace writes to --trace-dir: give it')
     if args.sync_trace and (not args.trace_dir or args.warmup < 1):
         p.error('--sync-trace writes to --trace-dir and traces the last warm-up iteration: give --trace-dir and '
                 '--warmup of at least 1')

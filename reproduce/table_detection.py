@@ -121,11 +121,15 @@ FINGERPRINT_KEYS = ('model', 'optim_wrapper', 'param_scheduler', 'train_cfg')
 
 
 def config_fingerprint(cfg) -> str:
-    """12 hex digits identifying what a run trains: the model, optimiser, schedule and batch size of ``cfg``.
-    A stored result or checkpoint made under another fingerprint is stale (the config file changed)."""
+    """12 hex digits identifying what a run trains: the model, optimiser, schedule and batch size of ``cfg``,
+    and its custom hooks where it has any (a hook can change the training: ``TraceableDeformAttnHook``'s fp32
+    backward, ``CompileLayersHook``). A stored result or checkpoint made under another fingerprint is stale (the
+    config file changed). (Configs without custom hooks keep the fingerprint they had before hooks counted.)"""
     import hashlib
     parts = {k: cfg.get(k) for k in FINGERPRINT_KEYS}
     parts['batch_size'] = cfg.train_dataloader.get('batch_size') if cfg.get('train_dataloader') else None
+    if cfg.get('custom_hooks'):
+        parts['custom_hooks'] = cfg.custom_hooks
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 

@@ -43,6 +43,7 @@ from ..models.ms_deform_attn import make_deform_attn_traceable
 
 DEFAULT_TARGETS = ('encoder.layers', 'decoder.layers')
 COMPILED_ATTR = '_bf_compiled_forward'  # on a compiled module: its compiled forward (active or switched off)
+CUDAGRAPH_MODES = ('reduce-overhead', 'max-autotune')  # torch.compile modes that replay CUDA graphs
 
 
 def resolve_submodule(model: nn.Module, path: str) -> nn.Module:
@@ -147,7 +148,10 @@ class CompileLayersHook(Hook):
         targets (Sequence[str]): dotted attribute paths of the modules to compile; a ModuleList (or
             Sequential) target compiles each child. Default ``('encoder.layers', 'decoder.layers')``.
         backend (str): ``torch.compile``'s backend. Default ``'inductor'``.
-        mode (str, optional): ``torch.compile``'s mode (``None``: its default).
+        mode (str, optional): ``torch.compile``'s mode (``None``: its default). ``'reduce-overhead'`` also
+            records each compiled module's kernels as a CUDA graph and replays it (one launch instead of
+            hundreds: the mini step's layers have static shapes); the hook marks each training step's start
+            for it.
         dynamic (bool): ``torch.compile``'s ``dynamic``. Default False: one static graph per input shape
             (BatchFormerV2's two-stream layers see B and 2B samples: two graphs), which the mini benchmark's
             fixed canvas size keeps few.
@@ -180,6 +184,11 @@ class CompileLayersHook(Hook):
                                             **self.compile_kwargs)  # (none the 2nd time)
         runner.logger.info(f'CompileLayersHook: compiled {len(self.compiled)} modules ({self.compile_kwargs}): '
                            f'{", ".join(self.compiled)}')
+
+    def before_train_iter(self, runner, batch_idx: int, data_batch=None) -> None:
+        if self.compiled and self.compile_kwargs['mode'] in CUDAGRAPH_MODES:
+            # a new training step: the CUDA graphs' outputs of the last one may be overwritten now
+            torch.compiler.cudagraph_mark_step_begin()
 
     def _eager_on(self, runner) -> None:
         use_compiled(compiled_modules(unwrap_model(runner.model)).values(), on=False)

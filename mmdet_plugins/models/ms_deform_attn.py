@@ -14,10 +14,21 @@ opaque call. On the CPU the operators compute mmcv's pure-PyTorch reference impl
 the same parameters, state dict and arithmetic (the operator is called on the same inputs with the same dtypes as
 mmcv's ``Function`` is; tests/models/test_ms_deform_attn.py checks outputs and gradients are bitwise equal), and no
 device-side shape check. :func:`make_deform_attn_traceable` switches the modules of a model in place.
+
+Backward precision (``backward_dtype``): under fp16 AMP mmcv runs both kernels in fp16. Its backward kernel adds
+every sample's contribution to the value gradient with fp16 atomics and reduces the sampling-location gradients
+in fp16, which at the mini Deformable DETR encoder's shapes is both slow and inexact: 5.7 ms per layer on an H200,
+and the location gradients off by up to 134% of their largest magnitude against a float64 run of the same kernel
+(``reproduce/benchmark_msda.py``, results/measured/msda_backward.csv). With ``backward_dtype=torch.float32`` the
+forward stays mmcv's fp16 kernel (bitwise the same outputs, so the same matchings and losses) and the backward
+runs the same kernel on the inputs cast up to fp32, its gradients cast back to the inputs' dtype: 1.75 ms per
+layer and errors of about 3e-4 (the precision detrex and DINO get by running the whole operator in fp32 under
+AMP). The gradients then differ from stock mmdet's (they are the exact ones, rounded once), so a run with it is a
+different run: a mini run's AP judges it.
 """
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 from mmcv.ops.multi_scale_deform_attn import ext_module as mmcv_ext
@@ -29,7 +40,8 @@ __all__ = ['ms_deform_attn', 'TraceableMultiScaleDeformableAttention', 'make_def
 
 @torch.library.custom_op('bfv2::ms_deform_attn', mutates_args=())
 def ms_deform_attn(value: Tensor, spatial_shapes: Tensor, level_start_index: Tensor, sampling_locations: Tensor,
-                   attention_weights: Tensor, im2col_step: int) -> Tensor:
+                   attention_weights: Tensor, im2col_step: int,
+                   backward_dtype: Optional[torch.dtype] = None) -> Tensor:
     """Sample ``value`` at the sampling locations of every level and sum with the attention weights.
 
     Args:
@@ -40,6 +52,8 @@ def ms_deform_attn(value: Tensor, spatial_shapes: Tensor, level_start_index: Ten
             the same dtype as ``value``.
         attention_weights: ``(bs, num_queries, num_heads, num_levels, num_points)``, same dtype as ``value``.
         im2col_step: the CUDA kernel's batch chunk.
+        backward_dtype: compute the backward in this dtype when it is more precise than ``value``'s (the
+            gradients are cast back); ``None``: in ``value``'s dtype, as mmcv does.
 
     Returns:
         ``(bs, num_queries, num_heads * head_dims)``, dtype of ``value``.
@@ -51,7 +65,8 @@ def ms_deform_attn(value: Tensor, spatial_shapes: Tensor, level_start_index: Ten
 
 
 @ms_deform_attn.register_fake
-def _(value, spatial_shapes, level_start_index, sampling_locations, attention_weights, im2col_step):
+def _(value, spatial_shapes, level_start_index, sampling_locations, attention_weights, im2col_step,
+      backward_dtype=None):
     bs, _, num_heads, head_dims = value.shape
     return value.new_empty(bs, sampling_locations.shape[1], num_heads * head_dims)
 
@@ -83,16 +98,27 @@ def _(grad_output, value, spatial_shapes, level_start_index, sampling_locations,
 
 
 def _setup_context(ctx, inputs, output):
-    value, spatial_shapes, level_start_index, sampling_locations, attention_weights, im2col_step = inputs
+    value, spatial_shapes, level_start_index, sampling_locations, attention_weights, im2col_step, dtype = inputs
     ctx.save_for_backward(value, spatial_shapes, level_start_index, sampling_locations, attention_weights)
     ctx.im2col_step = im2col_step
+    ctx.backward_dtype = dtype
+
+
+def more_precise(dtype: Optional[torch.dtype], than: torch.dtype) -> bool:
+    """Whether ``dtype`` (``None``: no choice made) has more mantissa bits than ``than``."""
+    return dtype is not None and torch.finfo(dtype).eps < torch.finfo(than).eps
 
 
 def _backward(ctx, grad_output):
     value, spatial_shapes, level_start_index, sampling_locations, attention_weights = ctx.saved_tensors
-    grads = ms_deform_attn_backward(grad_output, value, spatial_shapes, level_start_index, sampling_locations,
-                                    attention_weights, ctx.im2col_step)
-    return grads[0], None, None, grads[1], grads[2], None
+    inputs = (grad_output, value, sampling_locations, attention_weights)
+    if more_precise(ctx.backward_dtype, value.dtype):
+        inputs = tuple(t.to(ctx.backward_dtype) for t in inputs)
+    grad_output_, value_, locations_, weights_ = inputs
+    grads = ms_deform_attn_backward(grad_output_, value_, spatial_shapes, level_start_index, locations_, weights_,
+                                    ctx.im2col_step)
+    grads = [g.to(t.dtype) for g, t in zip(grads, (value, sampling_locations, attention_weights))]
+    return grads[0], None, None, grads[1], grads[2], None, None
 
 
 ms_deform_attn.register_autograd(_backward, setup_context=_setup_context)
@@ -102,7 +128,11 @@ class TraceableMultiScaleDeformableAttention(MultiScaleDeformableAttention):
     """mmcv's ``MultiScaleDeformableAttention`` whose forward calls :func:`ms_deform_attn` (traceable by
     ``torch.compile``) and reads nothing back from the device. Same arguments, parameters and results; see
     ``MultiScaleDeformableAttention.forward`` for the inputs (``query`` ``(num_query, bs, embed_dims)``, or
-    batch first when ``batch_first``; ``reference_points`` ``(bs, num_query, num_levels, 2 or 4)``)."""
+    batch first when ``batch_first``; ``reference_points`` ``(bs, num_query, num_levels, 2 or 4)``).
+
+    ``backward_dtype`` (attribute; ``None`` by default, mmcv's behaviour): the dtype the backward is computed in
+    when the inputs are less precise (module docstring)."""
+    backward_dtype: Optional[torch.dtype] = None
 
     def forward(self, query: Tensor, key: Tensor = None, value: Tensor = None, identity: Tensor = None,
                 query_pos: Tensor = None, key_padding_mask: Tensor = None, reference_points: Tensor = None,
@@ -136,20 +166,23 @@ class TraceableMultiScaleDeformableAttention(MultiScaleDeformableAttention):
                              f'{reference_points.shape[-1]}')
         # the dtypes mmcv's Function gives its kernel: the sampling inputs in value's (fp16 under AMP)
         output = ms_deform_attn(value, spatial_shapes, level_start_index, locations.type_as(value),
-                                weights.type_as(value), self.im2col_step)
+                                weights.type_as(value), self.im2col_step, self.backward_dtype)
         output = self.output_proj(output)
         if not self.batch_first:
             output = output.permute(1, 0, 2)
         return self.dropout(output) + identity
 
 
-def make_deform_attn_traceable(model: nn.Module) -> List[str]:
+def make_deform_attn_traceable(model: nn.Module, backward_dtype: Optional[torch.dtype] = None) -> List[str]:
     """Give every mmcv ``MultiScaleDeformableAttention`` in ``model`` the class
-    :class:`TraceableMultiScaleDeformableAttention` (in place: parameters and state dict unchanged). Returns the
+    :class:`TraceableMultiScaleDeformableAttention` (in place: parameters and state dict unchanged), with
+    ``backward_dtype`` (``None``: mmcv's, the inputs' dtype). Modules switched before keep theirs. Returns the
     names of the modules switched."""
     switched = []
     for name, module in model.named_modules():
         if type(module) is MultiScaleDeformableAttention:
             module.__class__ = TraceableMultiScaleDeformableAttention
+            if backward_dtype is not None:
+                module.backward_dtype = backward_dtype
             switched.append(name)
     return switched

@@ -189,3 +189,21 @@ def test_deformable_layers_compile_whole_with_the_traceable_attention(traceable)
     breaks = sum(counters['graph_break'].values())
     assert (breaks == 0) if traceable else (breaks > 0)
 
+
+
+def test_cudagraph_mode_marks_each_training_step(monkeypatch):
+    """In a CUDA-graph mode the hook tells torch where each training step begins; otherwise it does not."""
+    from mmengine.registry import HOOKS
+    marks = []
+    monkeypatch.setattr(torch.compiler, 'cudagraph_mark_step_begin', lambda: marks.append(1))
+    runner = SimpleNamespace(model=build_detector('DETR', bf=False), logger=logging.getLogger('test'))
+    plain = HOOKS.build(dict(type='CompileLayersHook', backend='aot_eager', cpu=True))
+    plain.before_train(runner)
+    plain.before_train_iter(runner, 0)
+    assert marks == []
+    graphs = HOOKS.build(dict(type='CompileLayersHook', backend='aot_eager', mode='reduce-overhead', cpu=True))
+    graphs.before_train_iter(runner, 0)  # nothing compiled yet: nothing to mark
+    assert marks == []
+    graphs.compiled = ['encoder.layers.0']
+    graphs.before_train_iter(runner, 1)
+    assert marks == [1]

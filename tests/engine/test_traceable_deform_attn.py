@@ -3,6 +3,9 @@ to the traceable one and leaves its parameters as they were."""
 import logging
 from types import SimpleNamespace
 
+import pytest
+import torch
+
 from helpers import build_detector
 
 
@@ -17,3 +20,14 @@ def test_traceable_deform_attn_hook_switches_every_deformable_attention():
     kinds = [type(m) for m in model.modules() if isinstance(m, MultiScaleDeformableAttention)]
     assert len(kinds) == 4 and set(kinds) == {TraceableMultiScaleDeformableAttention}
     assert model.state_dict().keys() == keys
+
+
+def test_traceable_deform_attn_hook_sets_the_backward_dtype_and_refuses_unknown_ones():
+    from mmdet_plugins.engine import TraceableDeformAttnHook
+    model = build_detector('DeformableDETR', bf=False)
+    runner = SimpleNamespace(model=model, logger=logging.getLogger('test'))
+    TraceableDeformAttnHook(backward_dtype='float32').before_run(runner)
+    dtypes = {getattr(m, 'backward_dtype', 'none') for m in model.modules() if hasattr(m, 'im2col_step')}
+    assert dtypes == {torch.float32}
+    with pytest.raises(ValueError, match="backward_dtype must be None or one of .'float32', 'float64'., not 'fp32'"):
+        TraceableDeformAttnHook(backward_dtype='fp32')

@@ -2,7 +2,9 @@
 computes (outputs and all gradients), its operator registration passes torch's own checks, and a model switched to
 it keeps its parameters. On a machine with a GPU the same tests run the CUDA kernels too (fp32 and fp16 AMP); there
 the outputs are bitwise equal, but mmcv's backward kernel adds with atomics, so its gradients change from run to
-run: they are held to mmcv's own run-to-run spread."""
+run: they are held to mmcv's own run-to-run spread. With ``backward_dtype`` the gradients are those of a more
+precise run of the same backward, cast back; on the GPU under fp16 they are closer to a float64 run than mmcv's fp16
+gradients are."""
 import copy
 
 import pytest
@@ -10,7 +12,7 @@ import torch
 from mmcv.ops import MultiScaleDeformableAttention
 
 from mmdet_plugins.models.ms_deform_attn import (TraceableMultiScaleDeformableAttention, make_deform_attn_traceable,
-                                                 ms_deform_attn)
+                                                 ms_deform_attn, ms_deform_attn_backward)
 
 DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
 SHAPES = torch.tensor([[4, 5], [2, 3]])  # two levels, 20 + 6 keys
@@ -79,6 +81,73 @@ def test_operator_registration_passes_opcheck(device):
     locations = torch.rand(2, 5, 4, 2, 3, 2, device=device, requires_grad=True)
     weights = torch.rand(2, 5, 4, 2, 3, device=device, requires_grad=True)
     torch.library.opcheck(ms_deform_attn, (value, SHAPES.to(device), STARTS.to(device), locations, weights, 64))
+
+
+def _operator_inputs(device, dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    value = torch.randn(2, 26, 4, 8, generator=g)
+    locations = torch.rand(2, 5, 4, 2, 3, 2, generator=g)
+    weights = torch.rand(2, 5, 4, 2, 3, generator=g)
+    grad_out = torch.randn(2, 5, 32, generator=g)
+    return [t.to(device=device, dtype=dtype) for t in (value, locations, weights, grad_out)]
+
+
+def _operator_grads(value, locations, weights, grad_out, backward_dtype):
+    value, locations, weights = (t.detach().requires_grad_() for t in (value, locations, weights))
+    out = ms_deform_attn(value, SHAPES.to(value.device), STARTS.to(value.device), locations, weights, 64,
+                         backward_dtype)
+    out.backward(grad_out)
+    return out.detach(), [value.grad, locations.grad, weights.grad]
+
+
+@pytest.mark.parametrize('device', DEVICES)
+def test_backward_dtype_gives_the_precise_gradients_cast_back(device):
+    """fp32 inputs with backward_dtype=float64: the same output, and exactly the float64 backward's gradients
+    rounded to fp32 (which are not the fp32 backward's)."""
+    value, locations, weights, grad_out = _operator_inputs(device, torch.float32)
+    out, grads = _operator_grads(value, locations, weights, grad_out, torch.float64)
+    out_plain, grads_plain = _operator_grads(value, locations, weights, grad_out, None)
+    expected = ms_deform_attn_backward(grad_out.double(), value.double(), SHAPES.to(device), STARTS.to(device),
+                                       locations.double(), weights.double(), 64)
+    assert torch.equal(out, out_plain)
+    for got, want, plain in zip(grads, expected, grads_plain):
+        assert got.dtype == torch.float32
+        if device == 'cpu':  # (the GPU's float64 atomics add in a varying order)
+            assert torch.equal(got, want.float())
+        else:
+            torch.testing.assert_close(got, want.float(), rtol=1e-6, atol=1e-7)
+    assert any(not torch.equal(g, p) for g, p in zip(grads, grads_plain))
+    # a less precise backward_dtype is no choice at all: the inputs' dtype is kept
+    assert all(torch.equal(a, b) for a, b in zip(_operator_grads(value, locations, weights, grad_out,
+                                                                 torch.float16)[1], grads_plain))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='the fp16 kernels are CUDA kernels')
+def test_fp32_backward_of_fp16_inputs_is_closer_to_float64_than_mmcvs_fp16_backward():
+    value, locations, weights, grad_out = _operator_inputs('cuda', torch.float16)
+    _, ours = _operator_grads(value, locations, weights, grad_out, torch.float32)
+    _, mmcv_fp16 = _operator_grads(value, locations, weights, grad_out, None)
+    exact = ms_deform_attn_backward(grad_out.double(), value.double(), SHAPES.cuda(), STARTS.cuda(),
+                                    locations.double(), weights.double(), 64)
+    for name, o, m, e in zip(('value', 'locations', 'weights'), ours, mmcv_fp16, exact):
+        assert o.dtype == torch.float16, name
+        assert (o.double() - e).abs().max() <= (m.double() - e).abs().max(), name
+
+
+def test_switch_sets_the_backward_dtype_and_keeps_the_outputs():
+    stock, _ = _pair()
+    precise = copy.deepcopy(stock)
+    assert make_deform_attn_traceable(precise, backward_dtype=torch.float64) == ['']
+    assert precise.backward_dtype is torch.float64 and TraceableMultiScaleDeformableAttention.backward_dtype is None
+    n = int((SHAPES[:, 0] * SHAPES[:, 1]).sum())
+    query = torch.randn(2, n, 32)
+    kwargs = dict(reference_points=torch.rand(2, n, 2, 2), spatial_shapes=SHAPES, level_start_index=STARTS)
+    out_s, _, grads_s = _run(stock, query, False, **kwargs)
+    out_p, _, grads_p = _run(precise, query, False, **kwargs)
+    assert torch.equal(out_p, out_s)
+    for name in grads_s:  # the same gradients up to the rounding of the attention's backward
+        assert (grads_p[name] - grads_s[name]).abs().max() <= 1e-4 * grads_s[name].abs().max(), name
+    assert any(not torch.equal(grads_p[n], grads_s[n]) for n in grads_s)  # (the float64 backward did run)
 
 
 def test_switch_keeps_parameters_and_only_touches_mmcv_modules():

@@ -45,6 +45,8 @@ def test_fast_variant_swaps_in_registered_components(config, head):
     assert compiled['custom_hooks'][-1] == dict(type='CompileLayersHook')
     everything = variant_options(config, 'fast-compile-all')['custom_hooks'][-1]
     assert everything['targets'] == ['backbone', 'neck', 'encoder.layers', 'decoder.layers', 'bbox_head']
+    graphs = variant_options(config, 'fast-compile-all-cudagraphs')['custom_hooks'][-1]
+    assert graphs == dict(everything, mode='reduce-overhead')
     fused = variant_options(config, 'fast-compile-all-fused')  # the suffix adds fused AdamW and nothing else
     assert fused.pop('optim_wrapper.optimizer.fused') is True
     assert fused == variant_options(config, 'fast-compile-all')

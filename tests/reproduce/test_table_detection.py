@@ -162,3 +162,22 @@ def test_a_changed_config_makes_stored_work_stale(tmp_path):
     (work / 'fingerprint.txt').unlink()  # a work dir from before fingerprints: judged by its result only
     (work / 'result.json').write_text(json.dumps(dict(config=run.config, iterations=3000)))
     assert run_state(run, set(), False, other) == 'finished'
+
+
+def test_custom_hooks_count_in_the_fingerprint_and_hookless_configs_keep_theirs():
+    """A hook can change what a run trains (TraceableDeformAttnHook's fp32 backward): a config's hooks are part of
+    its fingerprint; a config without hooks hashes as before hooks counted (its stored rows stay current)."""
+    import hashlib
+    import json
+    from helpers import load_config
+    from reproduce.table_detection import FINGERPRINT_KEYS, config_fingerprint
+    cfg = load_config('configs/mini/deformable-detr_r18_1xb16-mini.py')
+    fp = config_fingerprint(cfg)
+    cfg.custom_hooks = [dict(type='TraceableDeformAttnHook')]
+    assert config_fingerprint(cfg) != fp
+    detr = load_config('configs/mini/detr_r18_1xb16-mini.py')
+    assert not detr.get('custom_hooks')
+    parts = {k: detr.get(k) for k in FINGERPRINT_KEYS}
+    parts['batch_size'] = detr.train_dataloader.batch_size
+    before = hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    assert config_fingerprint(detr) == before

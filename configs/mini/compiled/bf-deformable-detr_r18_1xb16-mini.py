@@ -4,4 +4,4 @@
 # --compiled and by a mini run's AP beside the eager runs' (reproduce/calibrate_mini.sh compile).
 _base_ = '../bf-deformable-detr_r18_1xb16-mini.py'
 
-custom_hooks = [dict(type='CompileLayersHook')]  # (it switches the deformable attention it compiles, as TraceableDeformAttnHook)
+custom_hooks = [dict(type='TraceableDeformAttnHook', backward_dtype='float32'), dict(type='CompileLayersHook')]
