@@ -13,7 +13,7 @@ TABLES=results/tables; [ "$OUT" = results/figures ] || TABLES=$OUT
 mkdir -p "$OUT"
 
 "$PY" analysis/plot_curves.py results/logs/detection_mini/*.json --smooth 3 -o "$OUT/curves_detection_mini.png" \
-  --title "Mini benchmark, results/logs/detection_mini (Deformable DETR: stock mmdet components; the others: fast components)"
+  --title "Mini benchmark, results/logs/detection_mini (fast components; Deformable DETR: with the fp32 deformable-attention backward)"
 "$PY" analysis/plot_curves.py results/logs/detection_mini_fast/*.json --smooth 3 \
   -o "$OUT/curves_detection_mini_fast.png" \
   --title "Mini benchmark, fast components, same configs and seeds (results/logs/detection_mini_fast)"

@@ -43,6 +43,10 @@ def render(df) -> str:
               + ('; `fast-compile-all`: the backbone and neck compiled too (and the head\'s forward, from commit '
                  '44d0a16)' if 'fast-compile-all' in set(df.variant) else '')
               + ('; `-fused`: AdamW\'s fused CUDA kernel' if any(v.endswith('-fused') for v in df.variant) else '')
+              + ('; `fast-compile-all-cudagraphs`: fast-compile-all replayed as CUDA graphs (torch.compile '
+                 '`reduce-overhead`; benchmark only, no training run yet; its peak GiB leaves out the graphs\' '
+                 'private memory pools, so it is not comparable)'
+                 if 'fast-compile-all-cudagraphs' in set(df.variant) else '')
               + f'. Measured on: {"; ".join(provenance)}.']
     return '\n'.join(lines) + '\n'
 

@@ -96,10 +96,10 @@ def test_train_entry_point_adds_the_deadline_hook_only_with_bf_deadline(monkeypa
     argv = ['configs/mini/analysis/bf-deformable-detr_r18_1xb16-mini_gradlog.py']
     monkeypatch.delenv('BF_DEADLINE', raising=False)
     types = [h['type'] for h in train.build_config(train.parse_args(argv)).custom_hooks]
-    assert types == ['GradPerClassHook']
+    assert types == ['TraceableDeformAttnHook', 'GradPerClassHook']
     monkeypatch.setenv('BF_DEADLINE', '1e12')
     types = [h['type'] for h in train.build_config(train.parse_args(argv)).custom_hooks]
-    assert types == ['GradPerClassHook', 'StopAtDeadlineHook']
+    assert types == ['TraceableDeformAttnHook', 'GradPerClassHook', 'StopAtDeadlineHook']
 
 
 def test_train_entry_point_no_amp(monkeypatch):

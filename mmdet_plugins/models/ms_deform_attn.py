@@ -17,7 +17,7 @@ device-side shape check. :func:`make_deform_attn_traceable` switches the modules
 
 Backward precision (``backward_dtype``): under fp16 AMP mmcv runs both kernels in fp16. Its backward kernel adds
 every sample's contribution to the value gradient with fp16 atomics and reduces the sampling-location gradients
-in fp16, which at the mini Deformable DETR encoder's shapes is both slow and inexact: 5.7 ms per layer on an H200,
+in fp16, which at the mini Deformable DETR encoder's shapes is both slow and inexact: 5.6 ms per layer on an H200,
 and the location gradients off by up to 134% of their largest magnitude against a float64 run of the same kernel
 (``reproduce/benchmark_msda.py``, results/measured/msda_backward.csv). With ``backward_dtype=torch.float32`` the
 forward stays mmcv's fp16 kernel (bitwise the same outputs, so the same matchings and losses) and the backward
