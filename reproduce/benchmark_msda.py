@@ -128,8 +128,10 @@ def render_table(df) -> str:
                      f'{float(r.rel_err_value):.1e} | {float(r.rel_err_locations):.1e} | '
                      f'{float(r.rel_err_weights):.1e} |')
     provenance = sorted({f'{r.hardware}, torch {r.torch}, commit {r.commit}, {r.date}' for r in df.itertuples()})
+    repeat = int(df['repeat'].iloc[0]) if 'repeat' in df else 20  # (the first stored CSV: the default then, 20)
     lines += ['', 'Multi-scale deformable attention\'s backward on the same fp16 inputs (8 heads of 32 channels, 4 '
-              'levels of 40x40 to 5x5, 4 points; `reproduce/benchmark_msda.py`): median of 20 CUDA-event-timed calls '
+              'levels of 40x40 to 5x5, 4 points; `reproduce/benchmark_msda.py`): median of '
+              f'{repeat} CUDA-event-timed calls '
               '(casts included). Errors: largest |gradient - float64 gradient| / largest |float64 gradient|, the '
               f'float64 gradients from the same mmcv kernel. Measured on: {"; ".join(provenance)}.']
     return '\n'.join(lines) + '\n'
@@ -161,18 +163,18 @@ def main(argv=None):
         batch, levels, num_queries = SHAPES[name]
         x = make_inputs(batch, levels, num_queries, device)
         reference = backward_mmcv(x, torch.float64)
-        base_ms = None
         for way in args.ways:
             ms = time_ms(lambda: run_way(way, x), args.repeat)
             grads = run_way(way, x)
             errors = {f'rel_err_{g}': float((got.double() - ref).abs().max() / ref.abs().max())
                       for g, got, ref in zip(('value', 'locations', 'weights'), grads, reference)}
-            base_ms = ms if way == 'mmcv-fp16' else base_ms
             rows.append(dict(shape=name, batch=batch, queries=x['locations'].shape[1], way=way, ms=round(ms, 3),
-                             speedup_vs_mmcv_fp16=round(base_ms / ms, 2) if base_ms else float('nan'),
-                             **{k: f'{v:.2e}' for k, v in errors.items()}))
+                             **{k: f'{v:.2e}' for k, v in errors.items()}, repeat=args.repeat))
             print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
+    stock_ms = {r.shape: r.ms for r in df.itertuples() if r.way == 'mmcv-fp16'}  # (NaN where not timed)
+    df.insert(5, 'speedup_vs_mmcv_fp16', [round(stock_ms[s] / ms, 2) if s in stock_ms else float('nan')
+                                          for s, ms in zip(df['shape'], df.ms)])
     df['hardware'], df['torch'] = hardware(device), torch.__version__
     df['commit'], df['date'] = git_commit(), today()
     atomic_write_text(args.out, df.to_csv(index=False))

@@ -10,7 +10,12 @@ memory, host-device synchronisations per iteration from a short profiled window)
     fast       the batched matching heads with the sync-free per-layer loss and BatchedHungarianAssigner
                (mmdet_plugins/models/), merged optimiser groups (mmdet_plugins/engine/merged_param_groups.py),
                pinned, non-blocking image copies, deformable attention without a host wait per layer
-               (TraceableDeformAttnHook): same matchings, same losses (the mini configs' default)
+               (TraceableDeformAttnHook): same matchings, same losses (the mini configs' default). The mini
+               Deformable DETR and DINO configs also choose the attention's backward in fp32, which changes the
+               gradients (a training choice, judged by AP; stock runs mmcv's fp16 backward).
+    fast-mmcv-backward  fast with the deformable attention's backward left in mmcv's (fp16 under AMP) dtype:
+               the fast components alone, bitwise stock's forward and stock's backward kernel (configs with
+               deformable attention only)
     fast-bf16  + bf16 autocast instead of fp16 (not bitwise equal: judged by a mini run's AP). DETR only:
                mmcv 2.1.0 has no bf16 kernel for multi-scale deformable attention (Deformable DETR, DINO) nor
                for sigmoid_focal_loss (Conditional DETR, DAB-DETR, and those two).
@@ -48,8 +53,8 @@ sys.path.insert(0, REPO)
 
 from mmdet_plugins.models.batched_matching import with_matching  # noqa: E402
 
-VARIANTS = ('stock', 'fast', 'fast-bf16', 'fast-compile', 'fast-compile-all', 'fast-compile-all-cudagraphs',
-            'fast-fused', 'fast-compile-fused', 'fast-compile-all-fused')
+VARIANTS = ('stock', 'fast', 'fast-mmcv-backward', 'fast-bf16', 'fast-compile', 'fast-compile-all',
+            'fast-compile-all-cudagraphs', 'fast-fused', 'fast-compile-fused', 'fast-compile-all-fused')
 FAST_HOOKS = ('TraceableDeformAttnHook', )  # the mini configs' hooks that belong to the fast components
 COMPILE_ALL_TARGETS = ['backbone', 'neck', 'encoder.layers', 'decoder.layers', 'bbox_head']
 
@@ -80,6 +85,13 @@ def variant_options(config: str, variant: str) -> dict:
                     # images copied to the GPU from pinned memory without blocking the host
                     'train_dataloader.pin_memory': True,
                     'model.data_preprocessor.non_blocking': True})
+    if variant == 'fast-mmcv-backward':
+        traceable = [h for h in hooks if h.get('type') == 'TraceableDeformAttnHook']
+        if not traceable:
+            raise ValueError(f'{config}: fast-mmcv-backward needs a config with TraceableDeformAttnHook '
+                             f'(deformable attention)')
+        options['custom_hooks'] = [dict(h, backward_dtype=None) if h.get('type') == 'TraceableDeformAttnHook'
+                                   else h for h in hooks]
     if variant == 'fast-bf16':
         if uses_deformable_attention(cfg.model.type):
             raise ValueError(f'{config}: fast-bf16 is not available for {cfg.model.type}: mmcv 2.1.0 has no '
@@ -118,9 +130,6 @@ def baseline_of(config: str) -> str:
 
 
 def main(argv=None):
-    import pandas as pd
-    from mmdet_plugins.provenance import atomic_write_text
-    from reproduce.profile_train_step import profile_config
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('configs', nargs='+')
     p.add_argument('--variants', nargs='+', choices=VARIANTS, default=['stock', 'fast'])
@@ -136,7 +145,12 @@ def main(argv=None):
                    help="with --trace-dir: each run's syncs by Python line (profile_train_step.py --sync-trace)")
     p.add_argument('--chrome-trace', action='store_true',
                    help="with --trace-dir: each run's profiled timeline (profile_train_step.py --chrome-trace)")
+    p.add_argument('--rounds', type=int, default=1,
+                   help='measure every config and variant this many times, interleaved (round 1 of all, then round '
+                        '2, ...); the CSV holds the median and the range of the seconds per iteration')
     args = p.parse_args(argv)
+    if args.rounds < 1:
+        p.error('--rounds must be at least 1')
     if (args.sync_trace or args.chrome_trace) and not args.trace_dir:
         p.error('--sync-trace and --chrome-trace write to --trace-dir: give it')
     if not osp.isdir(osp.join(args.data_root, 'annotations')):
@@ -145,37 +159,26 @@ def main(argv=None):
     if args.device == 'cpu' and 'fast-bf16' in args.variants:
         p.error('fast-bf16 needs a GPU (it changes the AMP dtype; the CPU runs fp32)')
     device = torch.device(args.device)
-    rows, failures = [], []
-    for config in args.configs:
-        for variant in args.variants:
-            try:
-                options = variant_options(config, variant)
-            except ValueError as e:
-                print(f'skipped: {e}', flush=True)
-                continue
-            run_args = argparse.Namespace(data_root=args.data_root, warmup=args.warmup, iters=args.iters,
-                                          profile_iters=args.profile_iters, batch_size=args.batch_size,
-                                          cfg_options=options, sync_trace=args.sync_trace,
-                                          chrome_trace=args.chrome_trace,
-                                          trace_dir=osp.join(args.trace_dir, variant) if args.trace_dir else None)
-            started = time.perf_counter()
-            try:
-                summary, parts = profile_config(config, run_args, device)
-            except Exception as e:  # noqa: BLE001  (one failing variant must not lose the others' rows)
-                print(f'error: {osp.basename(config)} [{variant}] failed: {type(e).__name__}: {e}', flush=True)
-                failures.append(f'{config} [{variant}]')
-                continue
-            if run_args.trace_dir:  # where the step's host and GPU time go, by labelled part
-                name = osp.splitext(osp.basename(config))[0]
-                atomic_write_text(osp.join(run_args.trace_dir, f'{name}_parts.csv'),
-                                  pd.DataFrame(parts).to_csv(index=False))
-            rows.append(dict(config=config, variant=variant, s_per_iter=summary['s_per_iter'],
-                             it_per_s=round(1.0 / summary['s_per_iter'], 3), gpu_util_smi=summary['gpu_util_smi'],
-                             gpu_busy_profiled=summary['gpu_busy'], syncs_per_iter=summary['stream_syncs_per_iter'],
-                             peak_gib=summary['peak_gib'], batch_size=summary['batch_size']))
-            print(f'{osp.basename(config)} [{variant}]: {summary["s_per_iter"]:.3f} s/iter '
-                  f'({time.perf_counter() - started:.0f} s for the whole measurement)', flush=True)
-            write_speed_csv(rows, args, device)  # after every run: a time limit loses only the run under way
+    measured, failures, skipped = {}, [], set()  # (config, variant) -> one row per round
+    for round_ in range(1, args.rounds + 1):
+        for config in args.configs:
+            for variant in args.variants:
+                if (config, variant) in skipped:
+                    continue
+                try:
+                    options = variant_options(config, variant)
+                except ValueError as e:
+                    print(f'skipped: {e}', flush=True)
+                    skipped.add((config, variant))
+                    continue
+                row = measure(config, variant, options, args, device, failures)
+                if row is not None:
+                    measured.setdefault((config, variant), []).append(row)
+                    print(f'{osp.basename(config)} [{variant}] round {round_}/{args.rounds}: '
+                          f'{row["s_per_iter"]:.3f} s/iter', flush=True)
+                    # after every run: a time limit loses only the run under way
+                    write_speed_csv(combine_rounds(measured), args, device)
+    rows = combine_rounds(measured)
     if not rows:
         print(f'error: no run finished ({len(failures)} failed)', flush=True)
         return 1
@@ -187,6 +190,49 @@ def main(argv=None):
         print(f'error: {len(failures)} runs failed: {", ".join(failures)}', flush=True)
         return 1
     return 0
+
+
+def measure(config, variant, options, args, device, failures):
+    """One measurement of ``config`` as ``variant`` (a dict row), or None when it failed (recorded in
+    ``failures``: one failing variant must not lose the others' rows)."""
+    import pandas as pd
+    from mmdet_plugins.provenance import atomic_write_text
+    from reproduce.profile_train_step import profile_config
+    run_args = argparse.Namespace(data_root=args.data_root, warmup=args.warmup, iters=args.iters,
+                                  profile_iters=args.profile_iters, batch_size=args.batch_size,
+                                  cfg_options=options, sync_trace=args.sync_trace,
+                                  chrome_trace=args.chrome_trace,
+                                  trace_dir=osp.join(args.trace_dir, variant) if args.trace_dir else None)
+    started = time.perf_counter()
+    try:
+        summary, parts = profile_config(config, run_args, device)
+    except Exception as e:  # noqa: BLE001  (one failing variant must not lose the others' rows)
+        print(f'error: {osp.basename(config)} [{variant}] failed: {type(e).__name__}: {e}', flush=True)
+        failures.append(f'{config} [{variant}]')
+        return None
+    if run_args.trace_dir:  # where the step's host and GPU time go, by labelled part
+        name = osp.splitext(osp.basename(config))[0]
+        atomic_write_text(osp.join(run_args.trace_dir, f'{name}_parts.csv'),
+                          pd.DataFrame(parts).to_csv(index=False))
+    print(f'{osp.basename(config)} [{variant}]: {summary["s_per_iter"]:.3f} s/iter '
+          f'({time.perf_counter() - started:.0f} s for the whole measurement)', flush=True)
+    return dict(config=config, variant=variant, s_per_iter=summary['s_per_iter'],
+                gpu_util_smi=summary['gpu_util_smi'], gpu_busy_profiled=summary['gpu_busy'],
+                syncs_per_iter=summary['stream_syncs_per_iter'], peak_gib=summary['peak_gib'],
+                batch_size=summary['batch_size'])
+
+
+def combine_rounds(measured) -> list:
+    """One row per (config, variant) from its rounds' rows: the median seconds per iteration (the lower middle
+    value for an even count, so it is a measured one) and the range, the other columns of that round."""
+    rows = []
+    for rounds in measured.values():
+        ordered = sorted(rounds, key=lambda r: r['s_per_iter'])
+        middle = dict(ordered[(len(ordered) - 1) // 2])
+        middle.update(it_per_s=round(1.0 / middle['s_per_iter'], 3), rounds=len(ordered),
+                      s_per_iter_min=ordered[0]['s_per_iter'], s_per_iter_max=ordered[-1]['s_per_iter'])
+        rows.append(middle)
+    return rows
 
 
 def write_speed_csv(rows, args, device):

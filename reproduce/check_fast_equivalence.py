@@ -61,11 +61,22 @@ def max_rel_diff(got, expected) -> float:
     return ((got - expected).abs().max() / expected.abs().max().clamp(min=1e-6)).item()
 
 
+def config_backward_dtype(cfg):
+    """The deformable attention's backward dtype ``cfg`` chooses (its ``TraceableDeformAttnHook``'s
+    ``backward_dtype``, as a torch dtype), or None."""
+    from mmdet_plugins.engine.traceable_deform_attn import BACKWARD_DTYPES
+    for hook in cfg.get('custom_hooks') or []:
+        if hook.get('type') == 'TraceableDeformAttnHook' and hook.get('backward_dtype'):
+            return BACKWARD_DTYPES[hook['backward_dtype']]
+    return None
+
+
 def build_pair(cfg, device, compiled=False, backend='inductor'):
     """The stock detector of ``cfg`` (mmdet's head and HungarianAssigner; initialised, seed 0) and the fast one
     (the batched head and assigner; deformable attention through the traceable operator, as
-    ``TraceableDeformAttnHook`` does) with the same weights. ``cfg`` may name either. With ``compiled``: the fast
-    detector and a copy of it whose encoder and decoder layers are compiled."""
+    ``TraceableDeformAttnHook`` does, with the config's backward dtype) with the same weights. ``cfg`` may name
+    either. With ``compiled``: the fast detector (eager) and a copy of it whose encoder and decoder layers are
+    compiled, both with the config's deformable-attention backward."""
     from mmdet.registry import MODELS
     from mmdet_plugins.engine.compiled_layers import compile_submodules
     from mmdet_plugins.models.batched_matching import with_matching
@@ -78,10 +89,11 @@ def build_pair(cfg, device, compiled=False, backend='inductor'):
     quiet_init_weights(stock)
     fast = MODELS.build(fast_cfg)
     fast.load_state_dict(stock.state_dict(), strict=True)
-    if compiled:
+    backward_dtype = config_backward_dtype(cfg)
+    make_deform_attn_traceable(fast, backward_dtype=backward_dtype)
+    if compiled:  # both sides as the config trains them; only the compilation differs
+        make_deform_attn_traceable(stock, backward_dtype=backward_dtype)
         compile_submodules(fast, backend=backend, dynamic=False)
-    else:
-        make_deform_attn_traceable(fast)
     return without_dropout(stock).to(device).train(), without_dropout(fast).to(device).train()
 
 

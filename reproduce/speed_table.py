@@ -31,7 +31,11 @@ def render(df) -> str:
              '| GPU utilisation % | syncs / iteration | peak GiB |',
              '|---|---|---|---|---|---|---|---|---|']
     for r in df.itertuples():
-        lines.append(f'| `{osp.basename(r.config)}` | {r.variant} | {r.s_per_iter:.3f} | {r.it_per_s:.2f} | '
+        seconds = f'{r.s_per_iter:.3f}'
+        rounds = getattr(r, 'rounds', 1)
+        if not math.isnan(rounds) and rounds > 1:  # (rows of one round: NaN or 1)
+            seconds += f' ({r.s_per_iter_min:.3f}-{r.s_per_iter_max:.3f})'
+        lines.append(f'| `{osp.basename(r.config)}` | {r.variant} | {seconds} | {r.it_per_s:.2f} | '
                      f'**{_num(r.speedup_vs_stock, ".2f")}x** | {_num(r.bf_over_baseline, ".2f")} | '
                      f'{_num(r.gpu_util_smi, ".0f")} | {_num(r.syncs_per_iter, ".0f")} | {r.peak_gib:.2f} |')
     provenance = sorted({f'{r.hardware}, commit {r.commit}, {r.date}' for r in df.itertuples()})
@@ -43,6 +47,10 @@ def render(df) -> str:
               + ('; `fast-compile-all`: the backbone and neck compiled too (and the head\'s forward, from commit '
                  '44d0a16)' if 'fast-compile-all' in set(df.variant) else '')
               + ('; `-fused`: AdamW\'s fused CUDA kernel' if any(v.endswith('-fused') for v in df.variant) else '')
+              + ('; `fast-mmcv-backward`: fast with the deformable attention\'s backward in mmcv\'s dtype (fp16), '
+                 'as stock' if 'fast-mmcv-backward' in set(df.variant) else '')
+              + ('; seconds per iteration: the median of interleaved rounds (range in brackets)'
+                 if 'rounds' in df and (df.rounds.fillna(1) > 1).any() else '')
               + ('; `fast-compile-all-cudagraphs`: fast-compile-all replayed as CUDA graphs (torch.compile '
                  '`reduce-overhead`; benchmark only, no training run yet; its peak GiB leaves out the graphs\' '
                  'private memory pools, so it is not comparable)'

@@ -21,7 +21,7 @@ test_evaluator = val_evaluator
 optim_wrapper = {{_base_.mini_optim_wrapper}}
 default_hooks = {{_base_.mini_default_hooks}}
 # deformable attention without a host wait per layer, its backward in fp32 (the fp16 kernel's gradients are
-# inexact and 3x slower: mmdet_plugins/models/ms_deform_attn.py)
+# inexact, and 3x slower at the encoder's shapes: mmdet_plugins/models/ms_deform_attn.py)
 custom_hooks = [dict(type='TraceableDeformAttnHook', backward_dtype='float32')]
 log_processor = {{_base_.mini_log_processor}}
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)

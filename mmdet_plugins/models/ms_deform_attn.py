@@ -22,9 +22,10 @@ and the location gradients off by up to 134% of their largest magnitude against 
 (``reproduce/benchmark_msda.py``, results/measured/msda_backward.csv). With ``backward_dtype=torch.float32`` the
 forward stays mmcv's fp16 kernel (bitwise the same outputs, so the same matchings and losses) and the backward
 runs the same kernel on the inputs cast up to fp32, its gradients cast back to the inputs' dtype: 1.75 ms per
-layer and errors of about 3e-4 (the precision detrex and DINO get by running the whole operator in fp32 under
-AMP). The gradients then differ from stock mmdet's (they are the exact ones, rounded once), so a run with it is a
-different run: a mini run's AP judges it.
+layer and errors of about 3e-4, which is the fp16 rounding of the result (the precision detrex and DINO get by
+running the whole operator in fp32 under AMP). The gradients then differ from stock mmdet's (fp32 gradients
+rounded to fp16 once, instead of accumulated in fp16), so a run with it is a different run: a mini run's AP
+judges it.
 """
 from __future__ import annotations
 
@@ -175,14 +176,14 @@ class TraceableMultiScaleDeformableAttention(MultiScaleDeformableAttention):
 
 def make_deform_attn_traceable(model: nn.Module, backward_dtype: Optional[torch.dtype] = None) -> List[str]:
     """Give every mmcv ``MultiScaleDeformableAttention`` in ``model`` the class
-    :class:`TraceableMultiScaleDeformableAttention` (in place: parameters and state dict unchanged), with
-    ``backward_dtype`` (``None``: mmcv's, the inputs' dtype). Modules switched before keep theirs. Returns the
-    names of the modules switched."""
+    :class:`TraceableMultiScaleDeformableAttention` (in place: parameters and state dict unchanged). A given
+    ``backward_dtype`` is set on every traceable module, also those switched before; ``None`` leaves theirs
+    (mmcv's, the inputs' dtype, for newly switched ones). Returns the names of the modules switched now."""
     switched = []
     for name, module in model.named_modules():
         if type(module) is MultiScaleDeformableAttention:
             module.__class__ = TraceableMultiScaleDeformableAttention
-            if backward_dtype is not None:
-                module.backward_dtype = backward_dtype
             switched.append(name)
+        if backward_dtype is not None and isinstance(module, TraceableMultiScaleDeformableAttention):
+            module.backward_dtype = backward_dtype
     return switched

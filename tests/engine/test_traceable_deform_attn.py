@@ -31,3 +31,17 @@ def test_traceable_deform_attn_hook_sets_the_backward_dtype_and_refuses_unknown_
     assert dtypes == {torch.float32}
     with pytest.raises(ValueError, match="backward_dtype must be None or one of .'float32', 'float64'., not 'fp32'"):
         TraceableDeformAttnHook(backward_dtype='fp32')
+
+
+@pytest.mark.parametrize('config', ['configs/mini/deformable-detr_r18_1xb16-mini.py',
+                                    'configs/mini/bf-deformable-detr_r18_1xb16-mini.py',
+                                    'configs/mini/dino-4scale_r18_1xb16-mini.py',
+                                    'configs/mini/compiled/deformable-detr_r18_1xb16-mini.py',
+                                    'configs/mini/compiled/bf-deformable-detr_r18_1xb16-mini.py',
+                                    'configs/mini/analysis/bf-deformable-detr_r18_1xb16-mini_gradlog.py'])
+def test_mini_deformable_configs_train_the_attention_backward_in_fp32(config):
+    """Every mini config with deformable attention makes the same choice (a config that replaces custom_hooks and
+    forgets the hook would silently train with mmcv's fp16 backward)."""
+    from helpers import load_config
+    hooks = load_config(config).custom_hooks
+    assert dict(type='TraceableDeformAttnHook', backward_dtype='float32') in hooks

@@ -86,3 +86,38 @@ def test_a_failing_variant_keeps_the_others_rows_and_exits_1(tmp_path, monkeypat
                  '--data-root', str(tmp_path / 'data'), '--device', 'cpu', '--out', str(out)]) == 1
     df = pd.read_csv(out)
     assert list(df.variant) == ['stock', 'fast'] and df.speedup_vs_stock.tolist() == [1.0, 2.0]
+
+
+def test_fast_mmcv_backward_variant_leaves_the_attention_backward_as_mmcv_has_it():
+    from reproduce.benchmark_speed import variant_options
+    config = 'configs/mini/deformable-detr_r18_1xb16-mini.py'
+    fast = variant_options(config, 'fast')
+    plain = variant_options(config, 'fast-mmcv-backward')
+    assert plain.pop('custom_hooks') == [dict(type='TraceableDeformAttnHook', backward_dtype=None)]
+    assert plain == fast
+    with pytest.raises(ValueError, match='fast-mmcv-backward needs a config with TraceableDeformAttnHook'):
+        variant_options('configs/mini/detr_r18_1xb16-mini.py', 'fast-mmcv-backward')
+
+
+def test_rounds_are_interleaved_and_give_the_median_and_range(tmp_path, monkeypatch):
+    """--rounds 3: stock, fast, stock, fast, stock, fast; each row holds the middle measurement and the range."""
+    import reproduce.profile_train_step as profile_module
+    from reproduce.benchmark_speed import main
+    (tmp_path / 'data' / 'annotations').mkdir(parents=True)
+    times = {'stock': [0.50, 0.40, 0.45], 'fast': [0.20, 0.25, 0.15]}
+    order = []
+
+    def fake_profile(config, args, device):
+        variant = 'stock' if 'DefaultOptimWrapperConstructor' in str(args.cfg_options) else 'fast'
+        order.append(variant)
+        return dict(s_per_iter=times[variant][order.count(variant) - 1], gpu_util_smi=float('nan'),
+                    gpu_busy=float('nan'), stream_syncs_per_iter=0.0, peak_gib=float('nan'), batch_size=2), []
+    monkeypatch.setattr(profile_module, 'profile_config', fake_profile)
+    out = tmp_path / 'speed.csv'
+    assert main(['configs/mini/detr_r18_1xb16-mini.py', '--rounds', '3', '--data-root', str(tmp_path / 'data'),
+                 '--device', 'cpu', '--out', str(out)]) == 0
+    assert order == ['stock', 'fast'] * 3
+    df = pd.read_csv(out).set_index('variant')
+    assert df.loc['stock', ['s_per_iter', 's_per_iter_min', 's_per_iter_max', 'rounds']].tolist() == [0.45, 0.4, 0.5, 3]
+    assert df.loc['fast', ['s_per_iter', 's_per_iter_min', 's_per_iter_max']].tolist() == [0.2, 0.15, 0.25]
+    assert df.loc['fast', 'speedup_vs_stock'] == round(0.45 / 0.2, 2)

@@ -44,3 +44,18 @@ def test_missing_config_is_an_error(smoke_data):
     from reproduce.check_fast_equivalence import main
     with pytest.raises(SystemExit):
         main(['configs/mini/no-such-config.py', '--data-root', smoke_data, '--device', 'cpu'])
+
+
+def test_the_fast_side_trains_the_deformable_attention_backward_the_config_chooses():
+    import torch
+    from mmcv.ops import MultiScaleDeformableAttention
+    from helpers import load_config
+    from reproduce.check_fast_equivalence import build_pair, config_backward_dtype
+    cfg = load_config('configs/mini/deformable-detr_r18_1xb16-mini.py')
+    assert config_backward_dtype(cfg) is torch.float32
+    assert config_backward_dtype(load_config('configs/mini/detr_r18_1xb16-mini.py')) is None
+    stock, fast = build_pair(cfg, torch.device('cpu'))
+    assert {type(m) for m in stock.modules() if isinstance(m, MultiScaleDeformableAttention)} \
+        == {MultiScaleDeformableAttention}  # stock: mmcv's module
+    assert {getattr(m, 'backward_dtype', None) for m in fast.modules()
+            if isinstance(m, MultiScaleDeformableAttention)} == {torch.float32}

@@ -33,3 +33,16 @@ def test_malformed_or_missing_csv_is_refused(tmp_path):
     assert res.returncode != 0 and 'missing columns' in res.stderr and not out.exists()
     res = run(str(tmp_path / 'missing.csv'), '--out', str(out))
     assert res.returncode != 0 and 'no such file' in res.stderr and not out.exists()
+
+
+def test_rows_of_several_rounds_show_their_range(tmp_path):
+    import pandas as pd
+    df = pd.read_csv(osp.join(REPO, 'results/measured/speed_fp32_backward_quiet.csv')).head(2)
+    df['rounds'], df['s_per_iter_min'], df['s_per_iter_max'] = [3, 1], [0.41, 0.17], [0.45, 0.17]
+    csv, out = tmp_path / 'speed.csv', tmp_path / 'speed.md'
+    df.to_csv(csv, index=False)
+    res = run(str(csv), '--out', str(out))
+    assert res.returncode == 0, res.stderr
+    rows = [line for line in out.read_text().splitlines() if line.startswith('| `')]
+    assert '| 0.429 (0.410-0.450) |' in rows[0] and '| 0.170 |' in rows[1]
+    assert 'median of interleaved rounds' in out.read_text()
