@@ -86,8 +86,7 @@ def variant_options(config: str, variant: str) -> dict:
                     'train_dataloader.pin_memory': True,
                     'model.data_preprocessor.non_blocking': True})
     if variant == 'fast-mmcv-backward':
-        traceable = [h for h in hooks if h.get('type') == 'TraceableDeformAttnHook']
-        if not traceable:
+        if not any(h.get('type') == 'TraceableDeformAttnHook' for h in hooks):
             raise ValueError(f'{config}: fast-mmcv-backward needs a config with TraceableDeformAttnHook '
                              f'(deformable attention)')
         options['custom_hooks'] = [dict(h, backward_dtype=None) if h.get('type') == 'TraceableDeformAttnHook'
@@ -161,6 +160,8 @@ def main(argv=None):
     device = torch.device(args.device)
     measured, failures, skipped = {}, [], set()  # (config, variant) -> one row per round
     for round_ in range(1, args.rounds + 1):
+        if args.rounds > 1:
+            print(f'round {round_}/{args.rounds}', flush=True)
         for config in args.configs:
             for variant in args.variants:
                 if (config, variant) in skipped:
@@ -174,8 +175,6 @@ def main(argv=None):
                 row = measure(config, variant, options, args, device, failures)
                 if row is not None:
                     measured.setdefault((config, variant), []).append(row)
-                    print(f'{osp.basename(config)} [{variant}] round {round_}/{args.rounds}: '
-                          f'{row["s_per_iter"]:.3f} s/iter', flush=True)
                     # after every run: a time limit loses only the run under way
                     write_speed_csv(combine_rounds(measured), args, device)
     rows = combine_rounds(measured)

@@ -63,11 +63,11 @@ def max_rel_diff(got, expected) -> float:
 
 def config_backward_dtype(cfg):
     """The deformable attention's backward dtype ``cfg`` chooses (its ``TraceableDeformAttnHook``'s
-    ``backward_dtype``, as a torch dtype), or None."""
-    from mmdet_plugins.engine.traceable_deform_attn import BACKWARD_DTYPES
+    ``backward_dtype``, read by the hook itself), or None."""
+    from mmdet_plugins.engine.traceable_deform_attn import TraceableDeformAttnHook
     for hook in cfg.get('custom_hooks') or []:
-        if hook.get('type') == 'TraceableDeformAttnHook' and hook.get('backward_dtype'):
-            return BACKWARD_DTYPES[hook['backward_dtype']]
+        if hook.get('type') == 'TraceableDeformAttnHook':
+            return TraceableDeformAttnHook(backward_dtype=hook.get('backward_dtype')).backward_dtype
     return None
 
 

@@ -261,11 +261,7 @@ def profile_config(config, args, device):
         with open(stem + '.txt', 'w') as f:
             f.write(table)
         if getattr(args, 'chrome_trace', False):  # the profiled iterations' timeline, for chrome://tracing
-            import gzip
-            prof.export_chrome_trace(stem + '_trace.json')
-            with open(stem + '_trace.json', 'rb') as f, gzip.open(stem + '_trace.json.gz', 'wb') as g:
-                shutil.copyfileobj(f, g)
-            os.remove(stem + '_trace.json')
+            prof.export_chrome_trace(stem + '_trace.json.gz')  # (torch gzips a .gz path)
         if tracer is not None:
             import pandas as pd
             from mmdet_plugins.provenance import atomic_write_text
