@@ -223,15 +223,28 @@ def measure(config, variant, options, args, device, failures):
 
 def combine_rounds(measured) -> list:
     """One row per (config, variant) from its rounds' rows: the median seconds per iteration (the lower middle
-    value for an even count, so it is a measured one) and the range, the other columns of that round."""
+    value for an even count, so it is a measured one) and the range, the other columns of that round, and every
+    round's seconds in round order (``s_per_iter_rounds``, ';'-separated), to pair rounds across variants."""
     rows = []
     for rounds in measured.values():
         ordered = sorted(rounds, key=lambda r: r['s_per_iter'])
         middle = dict(ordered[(len(ordered) - 1) // 2])
         middle.update(it_per_s=round(1.0 / middle['s_per_iter'], 3), rounds=len(ordered),
-                      s_per_iter_min=ordered[0]['s_per_iter'], s_per_iter_max=ordered[-1]['s_per_iter'])
+                      s_per_iter_min=ordered[0]['s_per_iter'], s_per_iter_max=ordered[-1]['s_per_iter'],
+                      s_per_iter_rounds=';'.join(f'{r["s_per_iter"]:.4f}' for r in rounds))
         rows.append(middle)
     return rows
+
+
+def paired_speedups(stock_rounds: str, variant_rounds: str) -> list:
+    """Stock's seconds over the variant's, round by round (both ';'-separated, in round order; the measurements
+    of one round ran minutes apart, under the same host conditions). Empty when the round counts differ (a
+    measurement failed or a time limit cut the last round)."""
+    stock = [float(x) for x in str(stock_rounds).split(';')]
+    variant = [float(x) for x in str(variant_rounds).split(';')]
+    if len(stock) != len(variant):
+        return []
+    return [s / v for s, v in zip(stock, variant)]
 
 
 def write_speed_csv(rows, args, device):
@@ -242,6 +255,12 @@ def write_speed_csv(rows, args, device):
     stock = {r.config: r.s_per_iter for r in df.itertuples() if r.variant == 'stock'}
     df['speedup_vs_stock'] = [round(stock[c] / s, 2) if c in stock else float('nan')
                               for c, s in zip(df.config, df.s_per_iter)]
+    # the speed-up's range over rounds, each round's stock against the same round's variant
+    stock_rounds = {r.config: r.s_per_iter_rounds for r in df.itertuples() if r.variant == 'stock'}
+    paired = [paired_speedups(stock_rounds[c], v) if c in stock_rounds else []
+              for c, v in zip(df.config, df.s_per_iter_rounds)]
+    df['speedup_rounds_min'] = [round(min(p), 2) if p else float('nan') for p in paired]
+    df['speedup_rounds_max'] = [round(max(p), 2) if p else float('nan') for p in paired]
     base = {(r.config, r.variant): r.s_per_iter for r in df.itertuples()}
     df['bf_over_baseline'] = [round(s / base[(baseline_of(c), v)], 2) if is_bf_config(c)
                               and (baseline_of(c), v) in base else float('nan')

@@ -35,8 +35,12 @@ def render(df) -> str:
         rounds = getattr(r, 'rounds', 1)
         if not math.isnan(rounds) and rounds > 1:  # (rows of one round: NaN or 1)
             seconds += f' ({r.s_per_iter_min:.3f}-{r.s_per_iter_max:.3f})'
+        speedup = f'**{_num(r.speedup_vs_stock, ".2f")}x**'
+        low, high = getattr(r, 'speedup_rounds_min', math.nan), getattr(r, 'speedup_rounds_max', math.nan)
+        if r.variant != 'stock' and not (math.isnan(low) or math.isnan(high)):
+            speedup += f' ({low:.2f}-{high:.2f})'
         lines.append(f'| `{osp.basename(r.config)}` | {r.variant} | {seconds} | {r.it_per_s:.2f} | '
-                     f'**{_num(r.speedup_vs_stock, ".2f")}x** | {_num(r.bf_over_baseline, ".2f")} | '
+                     f'{speedup} | {_num(r.bf_over_baseline, ".2f")} | '
                      f'{_num(r.gpu_util_smi, ".0f")} | {_num(r.syncs_per_iter, ".0f")} | {r.peak_gib:.2f} |')
     provenance = sorted({f'{r.hardware}, commit {r.commit}, {r.date}' for r in df.itertuples()})
     lines += ['', 'Mini configs, batch 16 of 320x320, fp16 AMP unless the variant says bf16; mmengine\'s training loop, '
@@ -51,6 +55,9 @@ def render(df) -> str:
                  'as stock' if 'fast-mmcv-backward' in set(df.variant) else '')
               + ('; seconds per iteration: the median of interleaved rounds (range in brackets)'
                  if 'rounds' in df and (df.rounds.fillna(1) > 1).any() else '')
+              + ('; speed-up in brackets: its lowest and highest over the rounds, each round\'s stock step against '
+                 'the same round\'s'
+                 if 'speedup_rounds_min' in df and df.speedup_rounds_min.notna().any() else '')
               + ('; `fast-compile-all-cudagraphs`: fast-compile-all replayed as CUDA graphs (torch.compile '
                  '`reduce-overhead`; benchmark only, no training run yet; its peak GiB leaves out the graphs\' '
                  'private memory pools, so it is not comparable)'

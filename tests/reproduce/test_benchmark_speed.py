@@ -121,3 +121,13 @@ def test_rounds_are_interleaved_and_give_the_median_and_range(tmp_path, monkeypa
     assert df.loc['stock', ['s_per_iter', 's_per_iter_min', 's_per_iter_max', 'rounds']].tolist() == [0.45, 0.4, 0.5, 3]
     assert df.loc['fast', ['s_per_iter', 's_per_iter_min', 's_per_iter_max']].tolist() == [0.2, 0.15, 0.25]
     assert df.loc['fast', 'speedup_vs_stock'] == round(0.45 / 0.2, 2)
+    # every round kept in order; the speed-up's range pairs each round's stock with the same round's fast
+    assert df.loc['stock', 's_per_iter_rounds'] == '0.5000;0.4000;0.4500'
+    assert df.loc['fast', ['speedup_rounds_min', 'speedup_rounds_max']].tolist() == [1.6, 3.0]
+    assert df.loc['stock', ['speedup_rounds_min', 'speedup_rounds_max']].tolist() == [1.0, 1.0]
+
+
+def test_paired_speedups_need_the_same_rounds():
+    from reproduce.benchmark_speed import paired_speedups
+    assert paired_speedups('0.5;0.4', '0.25;0.1') == [2.0, 4.0]
+    assert paired_speedups('0.5;0.4', '0.25') == []  # a cut last round pairs nothing

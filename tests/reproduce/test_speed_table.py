@@ -46,3 +46,15 @@ def test_rows_of_several_rounds_show_their_range(tmp_path):
     rows = [line for line in out.read_text().splitlines() if line.startswith('| `')]
     assert '| 0.429 (0.410-0.450) |' in rows[0] and '| 0.170 |' in rows[1]
     assert 'median of interleaved rounds' in out.read_text()
+
+
+def test_speedup_shows_its_range_over_paired_rounds(tmp_path):
+    import pandas as pd
+    df = pd.read_csv(osp.join(REPO, 'results/measured/speed_fp32_backward_quiet.csv')).head(2)
+    df['speedup_rounds_min'], df['speedup_rounds_max'] = [float('nan'), 2.18], [float('nan'), 2.9]
+    csv, out = tmp_path / 'speed.csv', tmp_path / 'speed.md'
+    df.to_csv(csv, index=False)
+    assert run(str(csv), '--out', str(out)).returncode == 0
+    rows = [line for line in out.read_text().splitlines() if line.startswith('| `')]
+    assert '| **1.00x** |' in rows[0] and '| **2.53x** (2.18-2.90) |' in rows[1]
+    assert 'lowest and highest over the rounds' in out.read_text()
