@@ -90,7 +90,9 @@ def ms_deform_attn_backward(grad_output: Tensor, value: Tensor, spatial_shapes: 
     _, vjp = torch.func.vjp(
         lambda v, loc, w: multi_scale_deformable_attn_pytorch(v, spatial_shapes, loc, w),
         value, sampling_locations, attention_weights)
-    return tuple(g.clone() for g in vjp(grad_output))
+    # in the layout the fake kernel promises (empty_like of the inputs), which compiled graphs rely on
+    return tuple(torch.empty_like(t).copy_(g)
+                 for t, g in zip((value, sampling_locations, attention_weights), vjp(grad_output)))
 
 
 @ms_deform_attn_backward.register_fake

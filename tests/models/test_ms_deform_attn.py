@@ -85,6 +85,26 @@ def test_operator_registration_passes_opcheck(device):
                                            torch.float64))
 
 
+def test_cpu_backward_returns_the_layout_its_fake_kernel_promises():
+    """Compiled graphs trust the fake kernel's strides (empty_like of each input): a dense but transposed
+    ``value`` (as a compiled layer may pass) must get its gradient in that layout, or a later view in the
+    compiled backward fails (it did, for Deformable DETR layers compiled with aot_eager on the CPU)."""
+    from mmdet_plugins.models.ms_deform_attn import ms_deform_attn_backward
+    torch.manual_seed(0)
+    value = torch.randn(2, 4, 26, 8).transpose(1, 2)  # (2, 26, 4, 8), not contiguous
+    locations = torch.rand(2, 5, 4, 2, 3, 2)
+    weights = torch.rand(2, 5, 4, 3, 2).transpose(-1, -2)  # (2, 5, 4, 2, 3), not contiguous
+    grad_out = torch.randn(2, 5, 32)
+    grads = ms_deform_attn_backward(grad_out, value, SHAPES, STARTS, locations, weights, 64)
+    for grad, tensor in zip(grads, (value, locations, weights)):
+        assert grad.shape == tensor.shape and grad.stride() == torch.empty_like(tensor).stride()
+    # the same values as for contiguous inputs
+    expected = ms_deform_attn_backward(grad_out, value.contiguous(), SHAPES, STARTS, locations,
+                                       weights.contiguous(), 64)
+    for grad, want in zip(grads, expected):
+        torch.testing.assert_close(grad, want)
+
+
 def _operator_inputs(device, dtype, seed=0):
     g = torch.Generator().manual_seed(seed)
     value = torch.randn(2, 26, 4, 8, generator=g)
