@@ -5,7 +5,7 @@
 # DETR and Deformable DETR runs for reference) to results/tables/calibration_mini.md (reproduce/log_summary.py),
 # and the detr set beside the table's DETR runs to results/tables/calibration_detr.md. Only runs that reached their
 # last iteration are stored; a run that failed or stopped early is named and the script exits 1.
-#   bash reproduce/calibrate_mini.sh [scratch|pretrained|smca|detr|compile|tables]   # on a machine with 4 GPUs (fewer: they share)
+#   bash reproduce/calibrate_mini.sh [scratch|pretrained|smca|detr|compile|cudagraphs|tables]   # on a machine with 4 GPUs (fewer: they share)
 # scratch (1800 iterations, validation at 900 and 1800), from-scratch backbones: DETR with ResNet-18 C4
 #   features (stride 16) instead of C5; Conditional DETR with C5 and with C4; DAB-DETR with C5.
 # pretrained (2400 iterations, validation at 1200 and 2400), the Fashion-MNIST-pretrained ResNet-18 (made first
@@ -22,6 +22,9 @@
 # compile (1500 iterations, the config's schedule, validation at 1500), Deformable DETR from scratch: baseline and
 #   BatchFormerV2 seed 0 with the encoder and decoder layers compiled (configs/mini/compiled/), to set their AP
 #   beside the eager fast runs of the same seed (results/measured/detection_mini_fast.csv): issue 6's accuracy check.
+# cudagraphs (1500 iterations, validation at 1500), Deformable DETR from scratch: baseline and BatchFormerV2, seeds 0
+#   and 1, with the whole training forward compiled and replayed as CUDA graphs (configs/mini/cudagraphs/), to set
+#   their AP beside the eager runs of the same seeds (results/measured/detection_mini.csv).
 # tables: no runs; only the two tables, rebuilt from the stored logs (no GPU needed).
 # GPUS="2 3" puts the runs on those GPUs (default: all, one run each, round-robin).
 set -euo pipefail
@@ -45,11 +48,11 @@ case "$SET" in
   pretrained) ITERS=2400 ;;
   smca) ITERS=1000 ;;
   detr) ITERS=2400 ;;
-  compile) ITERS=1500 ;;
+  compile|cudagraphs) ITERS=1500 ;;
   tables) ITERS=0 ;;
-  *) echo "error: unknown set '$SET' (scratch, pretrained, smca, detr, compile or tables)" >&2; exit 2 ;;
+  *) echo "error: unknown set '$SET' (scratch, pretrained, smca, detr, compile, cudagraphs or tables)" >&2; exit 2 ;;
 esac
-VAL=$(( ITERS / 2 )); [ "$SET" = smca ] || [ "$SET" = compile ] && VAL=$ITERS
+VAL=$(( ITERS / 2 )); case "$SET" in smca|compile|cudagraphs) VAL=$ITERS ;; esac
 S="train_cfg.max_iters=$ITERS train_cfg.val_interval=$VAL param_scheduler.0.end=$ITERS param_scheduler.0.milestones=[$(( ITERS * 4 / 5 ))] default_hooks.checkpoint.interval=100000"
 i=0
 names=() pids=()
@@ -71,6 +74,11 @@ elif [ "$SET" = scratch ]; then
 elif [ "$SET" = compile ]; then
   run compile-deformable-base-s0 compiled/deformable-detr_r18_1xb16-mini.py randomness.seed=0
   run compile-deformable-bf-s0 compiled/bf-deformable-detr_r18_1xb16-mini.py randomness.seed=0
+elif [ "$SET" = cudagraphs ]; then
+  for seed in 0 1; do
+    run cudagraphs-deformable-base-s$seed cudagraphs/deformable-detr_r18_1xb16-mini.py randomness.seed=$seed
+    run cudagraphs-deformable-bf-s$seed cudagraphs/bf-deformable-detr_r18_1xb16-mini.py randomness.seed=$seed
+  done
 else  # pretrained, smca, detr: the Fashion-MNIST-pretrained backbone
   ckpt=data/pretrained/resnet18_gn_fashion_mnist.pth
   [ -f "$ckpt" ] || "$PY" -m mmdet_plugins.pretrain.fashion_mnist_backbone "$ckpt" 2>&1 | tee work_dirs/calib/pretrain.log
@@ -110,7 +118,9 @@ logs=()
 for name in detr-c4 cond-c5 cond-c4 dab-c5 detr-c5-3000-scratch detr-pre detr-pre-lr1 cond-pre cond-pre-lr1 \
             smca-fp16-lr2e-4-s1 smca-fp32-lr2e-4-s1 smca-fp16-lr1e-4-s1 smca-fp32-lr1e-4-s1 \
             detr-fp16-lr1e-4-s0 detr-fp16-lr1e-4-s2 detr-fp32-lr2e-4-s0 bf-detr-fp16-lr1e-4-s0 \
-            compile-deformable-base-s0 compile-deformable-bf-s0; do
+            compile-deformable-base-s0 compile-deformable-bf-s0 \
+            cudagraphs-deformable-base-s0 cudagraphs-deformable-bf-s0 \
+            cudagraphs-deformable-base-s1 cudagraphs-deformable-bf-s1; do
   [ -f results/logs/calibration_mini/$name.json ] && logs+=(results/logs/calibration_mini/$name.json)
 done
 "$PY" reproduce/log_summary.py "${logs[@]}" \

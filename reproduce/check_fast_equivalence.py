@@ -17,8 +17,9 @@ fraction is below 1 or a loss differs by more than ``--rtol``.
 
     python reproduce/check_fast_equivalence.py configs/mini/*-mini.py --data-root data/fashion_canvas
 
-With ``--compiled`` the pair is instead the fast detector run eagerly and the same detector with its encoder and
-decoder layers compiled by ``torch.compile`` (``CompileLayersHook``'s default targets, Inductor,
+With ``--compiled`` the pair is instead the fast detector run eagerly and the same detector with its layers
+compiled by ``torch.compile`` as the config's ``CompileLayersHook`` compiles them (its targets and mode: the encoder
+and decoder layers by default, everything in CUDA graphs for configs/mini/cudagraphs/; Inductor,
 mmdet_plugins/engine/compiled_layers.py): fused kernels round differently, so the check reports how far losses
 and gradients move (``max_rel_grad_diff``: the largest |compiled - eager| / max|eager| over parameters) and how
 many matchings stay the same, and passes at ``--rtol`` (give a looser one than for the bitwise-equal fast
@@ -71,12 +72,22 @@ def config_backward_dtype(cfg):
     return None
 
 
+def config_compile_options(cfg) -> dict:
+    """What ``cfg``'s ``CompileLayersHook`` compiles and how (``targets`` and ``mode``, checked by the hook
+    itself), or the hook's defaults when the config has none (as ``configs/mini/compiled/`` compile)."""
+    from mmdet_plugins.engine.compiled_layers import CompileLayersHook
+    spec = next((h for h in cfg.get('custom_hooks') or [] if h.get('type') == 'CompileLayersHook'), {})
+    hook = CompileLayersHook(**{k: v for k, v in spec.items() if k in ('targets', 'mode')})
+    return dict(targets=hook.targets, mode=hook.compile_kwargs['mode'])
+
+
 def build_pair(cfg, device, compiled=False, backend='inductor'):
     """The stock detector of ``cfg`` (mmdet's head and HungarianAssigner; initialised, seed 0) and the fast one
     (the batched head and assigner; deformable attention through the traceable operator, as
     ``TraceableDeformAttnHook`` does, with the config's backward dtype) with the same weights. ``cfg`` may name
-    either. With ``compiled``: the fast detector (eager) and a copy of it whose encoder and decoder layers are
-    compiled, both with the config's deformable-attention backward."""
+    either. With ``compiled``: the fast detector (eager) and a copy of it whose layers are compiled as the
+    config's ``CompileLayersHook`` compiles them (its targets and mode; by default the encoder and decoder
+    layers), both with the config's deformable-attention backward."""
     from mmdet.registry import MODELS
     from mmdet_plugins.engine.compiled_layers import compile_submodules
     from mmdet_plugins.models.batched_matching import with_matching
@@ -93,7 +104,8 @@ def build_pair(cfg, device, compiled=False, backend='inductor'):
     make_deform_attn_traceable(fast, backward_dtype=backward_dtype)
     if compiled:  # both sides as the config trains them; only the compilation differs
         make_deform_attn_traceable(stock, backward_dtype=backward_dtype)
-        compile_submodules(fast, backend=backend, dynamic=False)
+        options = config_compile_options(cfg)
+        compile_submodules(fast, options['targets'], backend=backend, mode=options['mode'], dynamic=False)
     return without_dropout(stock).to(device).train(), without_dropout(fast).to(device).train()
 
 
@@ -112,6 +124,8 @@ def compare_config(config: str, data_root: str, batches: int, batch_size: int, p
     cfg.train_dataloader.pop('batch_sampler', None)  # keep plain batches (no aspect-ratio grouping needed)
     loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
     stock, fast = build_pair(cfg, device, compiled=compiled, backend=backend)
+    from mmdet_plugins.engine.compiled_layers import CUDAGRAPH_MODES
+    cudagraphs = compiled and config_compile_options(cfg)['mode'] in CUDAGRAPH_MODES
     data = []
     for i, batch in enumerate(loader):
         if i == batches:
@@ -125,15 +139,18 @@ def compare_config(config: str, data_root: str, batches: int, batch_size: int, p
             losses, grads = [], []
             for model in (stock, fast):
                 torch.manual_seed(1)  # the same denoising queries (DINO) for both
+                if cudagraphs and model is fast:  # a new step: the graphs may overwrite the last one's outputs
+                    torch.compiler.cudagraph_mark_step_begin()
                 with torch.autocast(device.type, dtype=torch.float16, enabled=precision == 'fp16'):
                     out = {k: v for k, v in model.loss(d['inputs'], copy.deepcopy(d['data_samples'])).items()
                            if 'loss' in k}
                 if compiled:  # the compiled backward too: gradients of the summed loss
                     model.zero_grad(set_to_none=True)
                     sum(out.values()).backward()
-                    grads.append({n: p.grad.detach().float() for n, p in model.named_parameters()
+                    # copies: a CUDA graph's replay would overwrite what the graphs' memory holds
+                    grads.append({n: p.grad.detach().float().clone() for n, p in model.named_parameters()
                                   if p.grad is not None})
-                losses.append({k: v.detach().float() for k, v in out.items()})
+                losses.append({k: v.detach().float().clone() for k, v in out.items()})
             expected, got = losses
             if compiled:
                 if set(grads[0]) != set(grads[1]):

@@ -38,6 +38,8 @@ def test_traceable_deform_attn_hook_sets_the_backward_dtype_and_refuses_unknown_
                                     'configs/mini/dino-4scale_r18_1xb16-mini.py',
                                     'configs/mini/compiled/deformable-detr_r18_1xb16-mini.py',
                                     'configs/mini/compiled/bf-deformable-detr_r18_1xb16-mini.py',
+                                    'configs/mini/cudagraphs/deformable-detr_r18_1xb16-mini.py',
+                                    'configs/mini/cudagraphs/bf-deformable-detr_r18_1xb16-mini.py',
                                     'configs/mini/analysis/bf-deformable-detr_r18_1xb16-mini_gradlog.py'])
 def test_mini_deformable_configs_train_the_attention_backward_in_fp32(config):
     """Every mini config with deformable attention makes the same choice (a config that replaces custom_hooks and

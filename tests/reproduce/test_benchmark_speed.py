@@ -131,3 +131,17 @@ def test_paired_speedups_need_the_same_rounds():
     from reproduce.benchmark_speed import paired_speedups
     assert paired_speedups('0.5;0.4', '0.25;0.1') == [2.0, 4.0]
     assert paired_speedups('0.5;0.4', '0.25') == []  # a cut last round pairs nothing
+
+
+@pytest.mark.parametrize('name', ['deformable-detr_r18_1xb16-mini.py', 'bf-deformable-detr_r18_1xb16-mini.py'])
+def test_cudagraphs_configs_train_what_the_cudagraphs_variant_measures(name):
+    """configs/mini/cudagraphs/X is configs/mini/X as benchmark_speed.py's fast-compile-all-cudagraphs variant
+    runs it: same hooks, and nothing else changed."""
+    from helpers import load_config
+    from reproduce.benchmark_speed import variant_options
+    options = variant_options(f'configs/mini/{name}', 'fast-compile-all-cudagraphs')
+    config = load_config(f'configs/mini/cudagraphs/{name}').to_dict()
+    assert config.pop('custom_hooks') == options['custom_hooks']
+    base = load_config(f'configs/mini/{name}').to_dict()
+    base.pop('custom_hooks')
+    assert config == base

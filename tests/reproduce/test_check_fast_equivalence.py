@@ -40,6 +40,19 @@ def test_equivalence_check_writes_its_rows(smoke_data, tmp_path, compiled):
         assert 'max_rel_grad_diff' not in df
 
 
+@pytest.mark.slow
+def test_compiled_check_of_a_cuda_graph_config_runs_on_the_cpu(smoke_data, tmp_path):
+    """The CUDA-graph config's targets (backbone to head, deformable attention inside) compile and train a step
+    with aot_eager on the CPU (no CUDA graphs there), matching the eager detector (about a minute)."""
+    from reproduce.check_fast_equivalence import main
+    out = tmp_path / 'eq.csv'
+    assert main(['configs/mini/cudagraphs/bf-deformable-detr_r18_1xb16-mini.py', '--data-root', smoke_data,
+                 '--batches', '1', '--batch-size', '2', '--device', 'cpu', '--out', str(out), '--compiled',
+                 '--compile-backend', 'aot_eager', '--rtol', '1e-3']) == 0
+    df = pd.read_csv(out)
+    assert df.targets_identical.tolist() == [1.0] and (df.max_rel_grad_diff <= 1e-4).all()
+
+
 def test_missing_config_is_an_error(smoke_data):
     from reproduce.check_fast_equivalence import main
     with pytest.raises(SystemExit):
@@ -59,3 +72,19 @@ def test_the_fast_side_trains_the_deformable_attention_backward_the_config_choos
         == {MultiScaleDeformableAttention}  # stock: mmcv's module
     assert {getattr(m, 'backward_dtype', None) for m in fast.modules()
             if isinstance(m, MultiScaleDeformableAttention)} == {torch.float32}
+
+
+def test_compiled_side_compiles_what_the_config_hook_compiles():
+    """--compiled compiles as the config's CompileLayersHook does: the CUDA-graph configs' targets and mode,
+    the hook's defaults for a config without one; a wrong target fails with the hook's own message."""
+    from mmengine.config import Config
+    from helpers import load_config
+    from reproduce.check_fast_equivalence import config_compile_options
+    cudagraphs = config_compile_options(load_config('configs/mini/cudagraphs/deformable-detr_r18_1xb16-mini.py'))
+    assert cudagraphs == dict(targets=['backbone', 'neck', 'encoder.layers', 'decoder.layers', 'bbox_head'],
+                              mode='reduce-overhead')
+    assert config_compile_options(load_config('configs/mini/compiled/detr_r18_1xb16-mini.py')) \
+        == dict(targets=['encoder.layers', 'decoder.layers'], mode=None)
+    assert config_compile_options(load_config('configs/mini/detr_r18_1xb16-mini.py'))['mode'] is None
+    with pytest.raises(ValueError, match='targets is empty'):
+        config_compile_options(Config(dict(custom_hooks=[dict(type='CompileLayersHook', targets=[])])))
