@@ -42,6 +42,7 @@ variant where both are given) with the provenance, to ``--out`` (default ``resul
 from __future__ import annotations
 
 import argparse
+import math
 import os.path as osp
 import sys
 import time
@@ -174,7 +175,7 @@ def main(argv=None):
                     continue
                 row = measure(config, variant, options, args, device, failures)
                 if row is not None:
-                    measured.setdefault((config, variant), []).append(row)
+                    measured.setdefault((config, variant), []).append(dict(row, round=round_))
                     # after every run: a time limit loses only the run under way
                     write_speed_csv(combine_rounds(measured), args, device)
     rows = combine_rounds(measured)
@@ -222,29 +223,32 @@ def measure(config, variant, options, args, device, failures):
 
 
 def combine_rounds(measured) -> list:
-    """One row per (config, variant) from its rounds' rows: the median seconds per iteration (the lower middle
-    value for an even count, so it is a measured one) and the range, the other columns of that round, and every
-    round's seconds in round order (``s_per_iter_rounds``, ';'-separated), to pair rounds across variants."""
+    """One row per (config, variant) from its rounds' rows (each with its ``round``, from 1): the median seconds
+    per iteration (the lower middle value for an even count, so it is a measured one) and the range, the other
+    columns of that round, and the seconds of every round so far in round order (``s_per_iter_rounds``,
+    ';'-separated, ``nan`` for a round whose measurement failed), to pair rounds across variants."""
+    last_round = max((r['round'] for rounds in measured.values() for r in rounds), default=0)
     rows = []
     for rounds in measured.values():
         ordered = sorted(rounds, key=lambda r: r['s_per_iter'])
         middle = dict(ordered[(len(ordered) - 1) // 2])
+        middle.pop('round')
+        by_round = {r['round']: r['s_per_iter'] for r in rounds}
         middle.update(it_per_s=round(1.0 / middle['s_per_iter'], 3), rounds=len(ordered),
                       s_per_iter_min=ordered[0]['s_per_iter'], s_per_iter_max=ordered[-1]['s_per_iter'],
-                      s_per_iter_rounds=';'.join(f'{r["s_per_iter"]:.4f}' for r in rounds))
+                      s_per_iter_rounds=';'.join(f'{by_round[k]:.4f}' if k in by_round else 'nan'
+                                                 for k in range(1, last_round + 1)))
         rows.append(middle)
     return rows
 
 
 def paired_speedups(stock_rounds: str, variant_rounds: str) -> list:
-    """Stock's seconds over the variant's, round by round (both ';'-separated, in round order; the measurements
-    of one round ran minutes apart, under the same host conditions). Empty when the round counts differ (a
-    measurement failed or a time limit cut the last round)."""
+    """Stock's seconds over the variant's, round by round (both ';'-separated, in round order, ``nan`` for a
+    failed measurement; the measurements of one round ran minutes apart, under the same host conditions). Rounds
+    missing on either side are left out."""
     stock = [float(x) for x in str(stock_rounds).split(';')]
     variant = [float(x) for x in str(variant_rounds).split(';')]
-    if len(stock) != len(variant):
-        return []
-    return [s / v for s, v in zip(stock, variant)]
+    return [s / v for s, v in zip(stock, variant) if not (math.isnan(s) or math.isnan(v))]
 
 
 def write_speed_csv(rows, args, device):

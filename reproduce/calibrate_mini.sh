@@ -124,7 +124,7 @@ for name in detr-c4 cond-c5 cond-c4 dab-c5 detr-c5-3000-scratch detr-pre detr-pr
   [ -f results/logs/calibration_mini/$name.json ] && logs+=(results/logs/calibration_mini/$name.json)
 done
 "$PY" reproduce/log_summary.py "${logs[@]}" \
-  results/logs/detection_mini/DeformableDETR-base-s0.json \
+  results/logs/detection_mini/DeformableDETR-{base,bf}-s{0,1}.json \
   --title "Mini-scale schedule calibration (reproduce/calibrate_mini.sh); provenance: results/logs/calibration_mini/README.md" \
   --out results/tables/calibration_mini.md
 # The DETR set beside the table's runs of the same seeds (same settings up to iteration 1920): box L1 on the way.

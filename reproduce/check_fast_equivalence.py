@@ -73,8 +73,10 @@ def config_backward_dtype(cfg):
 
 
 def config_compile_options(cfg) -> dict:
-    """What ``cfg``'s ``CompileLayersHook`` compiles and how (``targets`` and ``mode``, checked by the hook
-    itself), or the hook's defaults when the config has none (as ``configs/mini/compiled/`` compile)."""
+    """What ``cfg``'s ``CompileLayersHook`` compiles and how: its ``targets`` and ``mode`` (checked by the hook
+    itself), or the hook's defaults when the config has none (as ``configs/mini/compiled/`` compile). The
+    hook's other settings are not read: the backend comes from ``--compile-backend``, shapes are static, and
+    both sides of the pair get the traceable deformable attention anyway."""
     from mmdet_plugins.engine.compiled_layers import CompileLayersHook
     spec = next((h for h in cfg.get('custom_hooks') or [] if h.get('type') == 'CompileLayersHook'), {})
     hook = CompileLayersHook(**{k: v for k, v in spec.items() if k in ('targets', 'mode')})
@@ -86,8 +88,8 @@ def build_pair(cfg, device, compiled=False, backend='inductor'):
     (the batched head and assigner; deformable attention through the traceable operator, as
     ``TraceableDeformAttnHook`` does, with the config's backward dtype) with the same weights. ``cfg`` may name
     either. With ``compiled``: the fast detector (eager) and a copy of it whose layers are compiled as the
-    config's ``CompileLayersHook`` compiles them (its targets and mode; by default the encoder and decoder
-    layers), both with the config's deformable-attention backward."""
+    config's ``CompileLayersHook`` compiles them (its targets and mode, :func:`config_compile_options`; by
+    default the encoder and decoder layers), both with the config's deformable-attention backward."""
     from mmdet.registry import MODELS
     from mmdet_plugins.engine.compiled_layers import compile_submodules
     from mmdet_plugins.models.batched_matching import with_matching

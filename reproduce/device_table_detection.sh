@@ -68,9 +68,9 @@ fi
 cal_pid=
 if [ -n "${CALIBRATE_SET:-}" ]; then
   ckpt=data/pretrained/resnet18_gn_fashion_mnist.pth  # made once here, not by both scripts at the same time
-  # (the compile and cudagraphs sets train Deformable DETR from scratch: no checkpoint needed)
+  # (the from-scratch sets need no checkpoint)
   case "$CALIBRATE_SET" in
-    compile|cudagraphs|tables) ;;
+    scratch|compile|cudagraphs|tables) ;;
     *) [ -f "$ckpt" ] || python3 -m mmdet_plugins.pretrain.fashion_mnist_backbone "$ckpt" > /tmp/pretrain.log 2>&1 \
          || echo "[device] pretraining the backbone failed: see pretrain.log in calibrate.tgz" ;;
   esac

@@ -26,6 +26,13 @@ def _num(value, fmt):
     return '–' if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, fmt)
 
 
+def has_paired_range(row) -> bool:
+    """Whether ``row`` has a speed-up range over several paired rounds (one round's pairs with itself)."""
+    rounds = getattr(row, 'rounds', 1)
+    low, high = getattr(row, 'speedup_rounds_min', math.nan), getattr(row, 'speedup_rounds_max', math.nan)
+    return not (math.isnan(rounds) or rounds < 2 or math.isnan(low) or math.isnan(high))
+
+
 def render(df) -> str:
     lines = ['| config | components | s / iteration | iterations / s | **speed-up vs stock** | BF / baseline step '
              '| GPU utilisation % | syncs / iteration | peak GiB |',
@@ -36,9 +43,8 @@ def render(df) -> str:
         if not math.isnan(rounds) and rounds > 1:  # (rows of one round: NaN or 1)
             seconds += f' ({r.s_per_iter_min:.3f}-{r.s_per_iter_max:.3f})'
         speedup = f'**{_num(r.speedup_vs_stock, ".2f")}x**'
-        low, high = getattr(r, 'speedup_rounds_min', math.nan), getattr(r, 'speedup_rounds_max', math.nan)
-        if r.variant != 'stock' and not (math.isnan(low) or math.isnan(high)):
-            speedup += f' ({low:.2f}-{high:.2f})'
+        if r.variant != 'stock' and has_paired_range(r):
+            speedup += f' ({r.speedup_rounds_min:.2f}-{r.speedup_rounds_max:.2f})'
         lines.append(f'| `{osp.basename(r.config)}` | {r.variant} | {seconds} | {r.it_per_s:.2f} | '
                      f'{speedup} | {_num(r.bf_over_baseline, ".2f")} | '
                      f'{_num(r.gpu_util_smi, ".0f")} | {_num(r.syncs_per_iter, ".0f")} | {r.peak_gib:.2f} |')
@@ -57,7 +63,7 @@ def render(df) -> str:
                  if 'rounds' in df and (df.rounds.fillna(1) > 1).any() else '')
               + ('; speed-up in brackets: its lowest and highest over the rounds, each round\'s stock step against '
                  'the same round\'s'
-                 if 'speedup_rounds_min' in df and df.speedup_rounds_min.notna().any() else '')
+                 if any(r.variant != 'stock' and has_paired_range(r) for r in df.itertuples()) else '')
               + ('; `fast-compile-all-cudagraphs`: fast-compile-all replayed as CUDA graphs (torch.compile '
                  '`reduce-overhead`; benchmark only, no training run yet; its peak GiB leaves out the graphs\' '
                  'private memory pools, so it is not comparable)'

@@ -127,10 +127,18 @@ def test_rounds_are_interleaved_and_give_the_median_and_range(tmp_path, monkeypa
     assert df.loc['stock', ['speedup_rounds_min', 'speedup_rounds_max']].tolist() == [1.0, 1.0]
 
 
-def test_paired_speedups_need_the_same_rounds():
-    from reproduce.benchmark_speed import paired_speedups
+def test_paired_speedups_pair_by_round_and_skip_failed_measurements():
+    from reproduce.benchmark_speed import combine_rounds, paired_speedups
     assert paired_speedups('0.5;0.4', '0.25;0.1') == [2.0, 4.0]
-    assert paired_speedups('0.5;0.4', '0.25') == []  # a cut last round pairs nothing
+    assert paired_speedups('0.5;nan;0.6', 'nan;0.2;0.3') == [2.0]  # only round 3 has both
+    # stock failed in round 1, fast in round 2: each keeps its rounds' places, so only round 3 pairs
+    row = dict(s_per_iter=0.0)
+    rows = combine_rounds({('a.py', 'stock'): [dict(row, s_per_iter=0.4, round=2), dict(row, s_per_iter=0.6, round=3)],
+                           ('a.py', 'fast'): [dict(row, s_per_iter=0.2, round=1), dict(row, s_per_iter=0.3, round=3)]})
+    stock, fast = (r['s_per_iter_rounds'] for r in rows)
+    assert (stock, fast) == ('nan;0.4000;0.6000', '0.2000;nan;0.3000')
+    assert paired_speedups(stock, fast) == [2.0]
+    assert all('round' not in r for r in rows)
 
 
 @pytest.mark.parametrize('name', ['deformable-detr_r18_1xb16-mini.py', 'bf-deformable-detr_r18_1xb16-mini.py'])

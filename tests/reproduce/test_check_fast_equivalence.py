@@ -41,16 +41,20 @@ def test_equivalence_check_writes_its_rows(smoke_data, tmp_path, compiled):
 
 
 @pytest.mark.slow
-def test_compiled_check_of_a_cuda_graph_config_runs_on_the_cpu(smoke_data, tmp_path):
+def test_compiled_check_of_a_cuda_graph_config_runs_on_the_cpu(smoke_data, tmp_path, monkeypatch):
     """The CUDA-graph config's targets (backbone to head, deformable attention inside) compile and train a step
     with aot_eager on the CPU (no CUDA graphs there), matching the eager detector (about a minute)."""
+    import torch
     from reproduce.check_fast_equivalence import main
+    marks = []  # each step of the compiled side starts a new CUDA-graph step (a no-op on the CPU)
+    monkeypatch.setattr(torch.compiler, 'cudagraph_mark_step_begin', lambda: marks.append(1))
     out = tmp_path / 'eq.csv'
     assert main(['configs/mini/cudagraphs/bf-deformable-detr_r18_1xb16-mini.py', '--data-root', smoke_data,
                  '--batches', '1', '--batch-size', '2', '--device', 'cpu', '--out', str(out), '--compiled',
                  '--compile-backend', 'aot_eager', '--rtol', '1e-3']) == 0
     df = pd.read_csv(out)
     assert df.targets_identical.tolist() == [1.0] and (df.max_rel_grad_diff <= 1e-4).all()
+    assert len(marks) == 1  # one batch, fp32 only on the CPU
 
 
 def test_missing_config_is_an_error(smoke_data):
@@ -86,5 +90,14 @@ def test_compiled_side_compiles_what_the_config_hook_compiles():
     assert config_compile_options(load_config('configs/mini/compiled/detr_r18_1xb16-mini.py')) \
         == dict(targets=['encoder.layers', 'decoder.layers'], mode=None)
     assert config_compile_options(load_config('configs/mini/detr_r18_1xb16-mini.py'))['mode'] is None
+    # and build_pair compiles exactly those on the compiled side, nothing on the eager side
+    import torch
+    from mmdet_plugins.engine.compiled_layers import compiled_modules
+    from reproduce.check_fast_equivalence import build_pair
+    eager, compiled = build_pair(load_config('configs/mini/cudagraphs/deformable-detr_r18_1xb16-mini.py'),
+                                 torch.device('cpu'), compiled=True, backend='aot_eager')
+    names = set(compiled_modules(compiled))
+    assert {'backbone', 'neck', 'bbox_head', 'encoder.layers.0', 'decoder.layers.5'} <= names
+    assert not any(n.startswith(('transformer', 'query')) for n in names) and not compiled_modules(eager)
     with pytest.raises(ValueError, match='targets is empty'):
         config_compile_options(Config(dict(custom_hooks=[dict(type='CompileLayersHook', targets=[])])))

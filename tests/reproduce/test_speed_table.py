@@ -51,10 +51,17 @@ def test_rows_of_several_rounds_show_their_range(tmp_path):
 def test_speedup_shows_its_range_over_paired_rounds(tmp_path):
     import pandas as pd
     df = pd.read_csv(osp.join(REPO, 'results/measured/speed_fp32_backward_quiet.csv')).head(2)
-    df['speedup_rounds_min'], df['speedup_rounds_max'] = [float('nan'), 2.18], [float('nan'), 2.9]
+    df['rounds'], df['s_per_iter_min'], df['s_per_iter_max'] = [2, 2], [0.41, 0.16], [0.45, 0.17]
+    df['speedup_rounds_min'], df['speedup_rounds_max'] = [1.0, 2.18], [1.0, 2.9]
     csv, out = tmp_path / 'speed.csv', tmp_path / 'speed.md'
     df.to_csv(csv, index=False)
     assert run(str(csv), '--out', str(out)).returncode == 0
     rows = [line for line in out.read_text().splitlines() if line.startswith('| `')]
     assert '| **1.00x** |' in rows[0] and '| **2.53x** (2.18-2.90) |' in rows[1]
     assert 'lowest and highest over the rounds' in out.read_text()
+    # one round pairs with itself: no range, no footnote
+    df['rounds'], df['speedup_rounds_min'], df['speedup_rounds_max'] = [1, 1], [1.0, 2.53], [1.0, 2.53]
+    df.to_csv(csv, index=False)
+    assert run(str(csv), '--out', str(out)).returncode == 0
+    rows = [line for line in out.read_text().splitlines() if line.startswith('| `')]
+    assert '| **2.53x** |' in rows[1] and 'lowest and highest' not in out.read_text()
