@@ -256,12 +256,11 @@ def write_speed_csv(rows, args, device):
     import pandas as pd
     from mmdet_plugins.provenance import atomic_write_text, git_commit, hardware, today
     df = pd.DataFrame(rows)
-    stock = {r.config: r.s_per_iter for r in df.itertuples() if r.variant == 'stock'}
-    df['speedup_vs_stock'] = [round(stock[c] / s, 2) if c in stock else float('nan')
+    stock = {r.config: r for r in df.itertuples() if r.variant == 'stock'}
+    df['speedup_vs_stock'] = [round(stock[c].s_per_iter / s, 2) if c in stock else float('nan')
                               for c, s in zip(df.config, df.s_per_iter)]
     # the speed-up's range over rounds, each round's stock against the same round's variant
-    stock_rounds = {r.config: r.s_per_iter_rounds for r in df.itertuples() if r.variant == 'stock'}
-    paired = [paired_speedups(stock_rounds[c], v) if c in stock_rounds else []
+    paired = [paired_speedups(stock[c].s_per_iter_rounds, v) if c in stock else []
               for c, v in zip(df.config, df.s_per_iter_rounds)]
     df['speedup_rounds_min'] = [round(min(p), 2) if p else float('nan') for p in paired]
     df['speedup_rounds_max'] = [round(max(p), 2) if p else float('nan') for p in paired]

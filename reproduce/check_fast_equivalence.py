@@ -62,14 +62,17 @@ def max_rel_diff(got, expected) -> float:
     return ((got - expected).abs().max() / expected.abs().max().clamp(min=1e-6)).item()
 
 
+def hook_spec(cfg, hook_type: str) -> dict:
+    """The first of ``cfg``'s custom hooks of type ``hook_type`` (its config dict), or ``{}``."""
+    return next((h for h in cfg.get('custom_hooks') or [] if h.get('type') == hook_type), {})
+
+
 def config_backward_dtype(cfg):
     """The deformable attention's backward dtype ``cfg`` chooses (its ``TraceableDeformAttnHook``'s
     ``backward_dtype``, read by the hook itself), or None."""
     from mmdet_plugins.engine.traceable_deform_attn import TraceableDeformAttnHook
-    for hook in cfg.get('custom_hooks') or []:
-        if hook.get('type') == 'TraceableDeformAttnHook':
-            return TraceableDeformAttnHook(backward_dtype=hook.get('backward_dtype')).backward_dtype
-    return None
+    spec = hook_spec(cfg, 'TraceableDeformAttnHook')
+    return TraceableDeformAttnHook(backward_dtype=spec.get('backward_dtype')).backward_dtype
 
 
 def config_compile_options(cfg) -> dict:
@@ -78,7 +81,7 @@ def config_compile_options(cfg) -> dict:
     hook's other settings are not read: the backend comes from ``--compile-backend``, shapes are static, and
     both sides of the pair get the traceable deformable attention anyway."""
     from mmdet_plugins.engine.compiled_layers import CompileLayersHook
-    spec = next((h for h in cfg.get('custom_hooks') or [] if h.get('type') == 'CompileLayersHook'), {})
+    spec = hook_spec(cfg, 'CompileLayersHook')
     hook = CompileLayersHook(**{k: v for k, v in spec.items() if k in ('targets', 'mode')})
     return dict(targets=hook.targets, mode=hook.compile_kwargs['mode'])
 

@@ -26,11 +26,16 @@ def _num(value, fmt):
     return '–' if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, fmt)
 
 
+def several_rounds(row) -> bool:
+    """Whether ``row`` combines several measurements (rows of one round: no ``rounds`` column, NaN or 1)."""
+    rounds = getattr(row, 'rounds', 1)
+    return not math.isnan(rounds) and rounds > 1
+
+
 def has_paired_range(row) -> bool:
     """Whether ``row`` has a speed-up range over several paired rounds (one round's pairs with itself)."""
-    rounds = getattr(row, 'rounds', 1)
     low, high = getattr(row, 'speedup_rounds_min', math.nan), getattr(row, 'speedup_rounds_max', math.nan)
-    return not (math.isnan(rounds) or rounds < 2 or math.isnan(low) or math.isnan(high))
+    return several_rounds(row) and not (math.isnan(low) or math.isnan(high))
 
 
 def render(df) -> str:
@@ -39,8 +44,7 @@ def render(df) -> str:
              '|---|---|---|---|---|---|---|---|---|']
     for r in df.itertuples():
         seconds = f'{r.s_per_iter:.3f}'
-        rounds = getattr(r, 'rounds', 1)
-        if not math.isnan(rounds) and rounds > 1:  # (rows of one round: NaN or 1)
+        if several_rounds(r):
             seconds += f' ({r.s_per_iter_min:.3f}-{r.s_per_iter_max:.3f})'
         speedup = f'**{_num(r.speedup_vs_stock, ".2f")}x**'
         if r.variant != 'stock' and has_paired_range(r):
@@ -60,7 +64,7 @@ def render(df) -> str:
               + ('; `fast-mmcv-backward`: fast with the deformable attention\'s backward in mmcv\'s dtype (fp16), '
                  'as stock' if 'fast-mmcv-backward' in set(df.variant) else '')
               + ('; seconds per iteration: the median of interleaved rounds (range in brackets)'
-                 if 'rounds' in df and (df.rounds.fillna(1) > 1).any() else '')
+                 if any(several_rounds(r) for r in df.itertuples()) else '')
               + ('; speed-up in brackets: its lowest and highest over the rounds, each round\'s stock step against '
                  'the same round\'s'
                  if any(r.variant != 'stock' and has_paired_range(r) for r in df.itertuples()) else '')
