@@ -68,8 +68,9 @@ def render(df) -> str:
               + ('; speed-up in brackets: its lowest and highest over the rounds, each round\'s stock step against '
                  'the same round\'s'
                  if any(r.variant != 'stock' and has_paired_range(r) for r in df.itertuples()) else '')
-              + ('; `fast-compile-all-cudagraphs`: fast-compile-all replayed as CUDA graphs (torch.compile '
-                 '`reduce-overhead`; benchmark only, no training run yet; its peak GiB leaves out the graphs\' '
+              + ('; `fast-compile-all-cudagraphs`: fast with the backbone, neck, encoder and decoder layers and the '
+                 'head\'s forward compiled by torch.compile in `reduce-overhead` mode, replayed as CUDA graphs '
+                 '(opt-in: configs/mini/cudagraphs/, Deformable DETR only; its peak GiB leaves out the graphs\' '
                  'private memory pools, so it is not comparable)'
                  if 'fast-compile-all-cudagraphs' in set(df.variant) else '')
               + f'. Measured on: {"; ".join(provenance)}.']
