@@ -1,0 +1,1 @@
+"""Figures and tables drawn from stored logs (no training): see docs/figures.md."""

@@ -1,21 +1,28 @@
-"""BatchFormerV2 (Hou et al., arXiv 2204.01254) for MMDetection 3.x.
+"""BatchFormerV2 (Hou et al., arXiv 2204.01254) as MMDetection 3.x plugins.
 
-Importing this package (``custom_imports=dict(imports=['mmdet_plugins'])``) registers the detectors
-``BFDETR``, ``BFDeformableDETR``, ``BFConditionalDETR``, ``BFDABDETR``, ``BFDINO`` and ``BFSMCADETR`` in mmdet's
-``MODELS`` registry, single-scale SMCA (``SMCADETR`` with ``SMCATransformerDecoder``, which mmdet lacks), the batched-matching heads ``Batched{DETR,DeformableDETR,ConditionalDETR,DABDETR,DINO}Head`` in
-``MODELS`` and ``BatchedHungarianAssigner`` in ``TASK_UTILS`` (:mod:`mmdet_plugins.models`), and makes mmengine
-able to resume from its own checkpoints under torch >= 2.6.
+``custom_imports = dict(imports=['mmdet_plugins'])`` in a config imports this package, which registers
+everything below in mmdet's and mmengine's registries. Where things are:
 
-The batch-attention core, :mod:`mmdet_plugins.batchformer`, is plain PyTorch.
+- :mod:`.batchformer`: the method. ``layer`` is the plain-PyTorch BatchFormerV2 layer (attention across the
+  batch), ``mixin`` the adapter that adds it to any mmdet ``DetectionTransformer`` as a second stream, and
+  ``detectors`` the registered detectors ``BFDETR``, ``BFDeformableDETR``, ``BFConditionalDETR``,
+  ``BFDABDETR``, ``BFDINO`` and ``BFSMCADETR``.
+- :mod:`.smca_detr`: single-scale SMCA-DETR (``SMCADETR``, ``SMCATransformerDecoder``), a baseline of the paper
+  that MMDetection lacks.
+- :mod:`.fast_training`: components that make small-batch training faster with the same matchings and losses
+  (batched Hungarian matching, sync-free loss, traceable deformable attention, compiled layers, merged
+  optimiser groups); see its README.
+- :mod:`.analysis`: ``GradPerClassHook``, which measures the gradient each class receives through the module.
+- :mod:`.runtime`: ``StopAtDeadlineHook`` (time-boxed runs) and a checkpoint loader that lets mmengine 0.10.7
+  resume under torch >= 2.6.
+- :mod:`.datasets`: the Fashion-MNIST canvas benchmark generator; :mod:`.pretrain`: its backbone pretraining;
+  :mod:`.utils`: provenance of stored results and small model helpers.
 """
-from . import engine  # noqa: F401  (registers the checkpoint loader)
-from .batchformer import BatchFormerV2Layer
-from .detectors import (BFDABDETR, BFDETR, BFDINO, BFSMCADETR, SMCADETR, BFConditionalDETR, BFDeformableDETR,
-                        BatchFormerMixin)
-from .models import (BatchedConditionalDETRHead, BatchedDABDETRHead, BatchedDeformableDETRHead, BatchedDETRHead,
-                     BatchedDINOHead, BatchedHungarianAssigner, BatchedTargetsMixin, SMCATransformerDecoder)
+from . import analysis, fast_training, runtime  # noqa: F401  (registers their hooks, heads and loaders)
+from .batchformer import (BFDABDETR, BFDETR, BFDINO, BFSMCADETR, BatchFormerMixin, BatchFormerV2Layer,
+                          BFConditionalDETR, BFDeformableDETR)
+from .smca_detr import SMCADETR, SMCATransformerDecoder
 
 __version__ = '0.1.0'
 __all__ = ['BatchFormerV2Layer', 'BatchFormerMixin', 'BFDETR', 'BFDeformableDETR', 'BFConditionalDETR',
-           'BFDABDETR', 'BFDINO', 'SMCADETR', 'BFSMCADETR', 'SMCATransformerDecoder', 'BatchedHungarianAssigner', 'BatchedTargetsMixin', 'BatchedDETRHead',
-           'BatchedDeformableDETRHead', 'BatchedConditionalDETRHead', 'BatchedDABDETRHead', 'BatchedDINOHead']
+           'BFDABDETR', 'BFDINO', 'BFSMCADETR', 'SMCADETR', 'SMCATransformerDecoder']

@@ -1,5 +1,7 @@
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+TESTS = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, TESTS)  # helpers
+sys.path.insert(1, os.path.dirname(TESTS))  # the repository: reproduce, analysis
 os.environ.setdefault('OMP_NUM_THREADS', '2')

@@ -9,8 +9,8 @@ import numpy as np
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
-from mmdet_plugins.model_utils import quiet_init_weights, without_dropout as no_dropout  # noqa: E402,F401
-from mmdet_plugins.zoo import DETECTORS as _ZOO, config_path  # noqa: E402
+from mmdet_plugins.utils.model_utils import quiet_init_weights, without_dropout as no_dropout  # noqa: E402,F401
+from reproduce.tables.detection import DETECTORS as _ZOO, config_path  # noqa: E402
 
 # detector name -> (baseline config, BatchFormerV2 config) at full scale, relative to the repository root
 DETECTOR_CONFIGS = {name: (config_path(name, False), config_path(name, True)) for name in _ZOO}
@@ -56,8 +56,8 @@ def build_detector(name, bf=True, **shrink_kwargs):
 
 
 def make_batch(sizes=((64, 96), (48, 64)), num_boxes=(2, 1), seed=0, num_classes=3):
-    """A padded batch of two differently sized images with ground truth (see mmdet_plugins.synthetic)."""
-    from mmdet_plugins.synthetic import synthetic_batch
+    """A padded batch of two differently sized images with ground truth (see mmdet_plugins.utils.synthetic)."""
+    from mmdet_plugins.utils.synthetic import synthetic_batch
     return synthetic_batch(sizes, num_boxes, num_classes=num_classes, seed=seed)
 
 

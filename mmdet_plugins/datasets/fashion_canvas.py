@@ -37,9 +37,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from PIL import Image
 
-from ..provenance import atomic_write_text
+from ..utils.provenance import atomic_write_text
 
-FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist'
+# where the Debian package dataset-fashion-mnist puts the files; $FASHION_MNIST_DIR points elsewhere
+FASHION_MNIST_DIR = os.environ.get('FASHION_MNIST_DIR', '/usr/share/datasets/fashion-mnist')
 THING_CLASSES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag',
                  'Ankle boot')
 STUFF_CLASSES = ('stripes', 'checks', 'speckle')
@@ -79,8 +80,9 @@ def _read_idx(path: str) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
-def load_fashion_mnist(split: str, root: str = FASHION_MNIST_DIR):
+def load_fashion_mnist(split: str, root: str = None):
     """``(images (n, 28, 28) uint8, labels (n,) uint8)`` of Fashion-MNIST's ``train`` or ``val`` (= t10k) split."""
+    root = root or FASHION_MNIST_DIR
     prefix = SPLIT_FILES[split]
     paths = [osp.join(root, f'{prefix}-images-idx3-ubyte.gz'), osp.join(root, f'{prefix}-labels-idx1-ubyte.gz')]
     missing = [p for p in paths if not osp.isfile(p)]
@@ -266,10 +268,25 @@ def _dump(path, obj):
     atomic_write_text(path, json.dumps(obj, separators=(',', ':')))
 
 
-def generate(out_dir: str, spec: CanvasSpec, fashion_mnist: str = FASHION_MNIST_DIR, workers: int = 0,
-             log=print) -> dict:
+def generate(out_dir: str, spec: CanvasSpec, fashion_mnist: str = None, workers: int = 0,
+             log=print, replace: bool = False) -> dict:
     """Generate both splits into ``out_dir`` (built in ``out_dir + '.partial'``, then renamed, so an
-    interrupted run leaves no half-written dataset). Returns the meta dict (also written to meta.json)."""
+    interrupted run leaves no half-written dataset). Returns the meta dict (also written to meta.json).
+
+    ``out_dir`` must be absent or empty; with ``replace=True`` it may also hold a canvas dataset (a
+    ``meta.json`` of this generator), which is replaced. Anything else is never written into.
+
+    Raises:
+        FileExistsError: ``out_dir`` holds something else.
+        MissingFashionMNIST: the Fashion-MNIST files are not found.
+    """
+    held = sorted(os.listdir(out_dir)) if osp.isdir(out_dir) else []
+    if osp.exists(out_dir) and not osp.isdir(out_dir):
+        raise FileExistsError(f'{out_dir} is a file, not a folder: choose another output folder')
+    if held and not (replace and read_spec(out_dir) is not None):
+        what = 'a canvas dataset (pass --force to replace it)' if read_spec(out_dir) is not None else \
+            f'other files ({", ".join(held[:5])}{", ..." if len(held) > 5 else ""}), so it is left as it is'
+        raise FileExistsError(f'{out_dir} is not empty: it holds {what}; choose an absent or empty folder')
     data = {s: load_fashion_mnist(s, fashion_mnist) for s in ('train', 'val')}
     partial = out_dir.rstrip('/') + '.partial'
     shutil.rmtree(partial, ignore_errors=True)
@@ -280,19 +297,26 @@ def generate(out_dir: str, spec: CanvasSpec, fashion_mnist: str = FASHION_MNIST_
         meta[f'{split}_boxes_per_class'] = generate_split(split, partial, spec, *data[split], workers=workers,
                                                           log=log)
     _dump(osp.join(partial, 'meta.json'), meta)
-    if osp.exists(out_dir):
+    if held:  # a canvas dataset, replaced (replace=True)
         shutil.rmtree(out_dir)
-    os.replace(partial, out_dir)
+    os.replace(partial, out_dir)  # (onto an empty folder too)
     return meta
+
+
+def read_spec(out_dir: str):
+    """The settings (a dict) the canvas dataset at ``out_dir`` was made with, from its ``meta.json``; None when
+    ``out_dir`` holds no canvas dataset."""
+    try:
+        with open(osp.join(out_dir, 'meta.json')) as f:
+            spec = json.load(f)['spec']
+        return spec if isinstance(spec, dict) else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def is_complete(out_dir: str, spec: CanvasSpec) -> bool:
     """True when ``out_dir`` holds a finished dataset generated with exactly ``spec``."""
-    try:
-        with open(osp.join(out_dir, 'meta.json')) as f:
-            return json.load(f)['spec'] == asdict(spec)
-    except (OSError, ValueError, KeyError):
-        return False
+    return read_spec(out_dir) == asdict(spec)
 
 
 def main(argv=None):
@@ -304,7 +328,9 @@ def main(argv=None):
         parser.add_argument('--' + field.replace('_', '-'), type=type(default), default=None,
                             help=f'override the preset (mini: {default})')
     parser.add_argument('--workers', type=int, default=0, help='processes (default: the CPU count, at most 16)')
-    parser.add_argument('--force', action='store_true', help='regenerate even if a complete dataset is there')
+    parser.add_argument('--force', action='store_true',
+                        help='replace a canvas dataset that is there (a folder holding anything else is never '
+                             'written into)')
     args = parser.parse_args(argv)
     spec = CanvasSpec(**{**asdict(PRESETS[args.scale]),
                          **{k: getattr(args, k) for k in asdict(CanvasSpec()) if getattr(args, k) is not None}})
@@ -312,8 +338,8 @@ def main(argv=None):
         print(f'[fashion_canvas] {args.out_dir} is complete for these settings; nothing to do (--force to redo)')
         return
     try:
-        meta = generate(args.out_dir, spec, args.fashion_mnist, workers=args.workers)
-    except MissingFashionMNIST as e:
+        meta = generate(args.out_dir, spec, args.fashion_mnist, workers=args.workers, replace=args.force)
+    except (MissingFashionMNIST, FileExistsError) as e:
         raise SystemExit(f'error: {e}')
     print(f'[fashion_canvas] wrote {args.out_dir}: train boxes per class {meta["train_boxes_per_class"]}')
 

@@ -113,7 +113,7 @@ def accuracy(model, images, labels, args, device, seed: int) -> float:
 
 def pretrain(args) -> dict:
     from mmdet_plugins.datasets.fashion_canvas import load_fashion_mnist
-    from mmdet_plugins.provenance import git_commit, hardware, today
+    from mmdet_plugins.utils.provenance import git_commit, hardware, today
     device = torch.device(args.device)
     torch.manual_seed(args.seed)
     train_x, train_y = (torch.as_tensor(a).to(device) for a in load_fashion_mnist('train', args.fashion_mnist))

@@ -17,8 +17,8 @@ mini_backbone_c5 = dict(
     norm_cfg=dict(type='GN', num_groups=32, requires_grad=True), norm_eval=False, style='pytorch',
     init_cfg=None)
 mini_backbone_c3c5 = dict(mini_backbone_c5, out_indices=(1, 2, 3))
-# The DETR-style detectors (DETR, Conditional DETR, DAB-DETR) do not learn from scratch here (README,
-# "Calibration"); they start from the same ResNet-18 pretrained on Fashion-MNIST classification, the mini analogue
+# The DETR-style detectors (DETR, Conditional DETR, DAB-DETR) do not learn from scratch here
+# (docs/mini_benchmark.md); they start from the same ResNet-18 pretrained on Fashion-MNIST classification, the mini analogue
 # of the paper's ImageNet backbone (mmdet_plugins/pretrain/fashion_mnist_backbone.py; the table script makes the
 # checkpoint when it is missing), and train it at 0.1x the learning rate, as the paper's configs do.
 mini_pretrained_checkpoint = 'data/pretrained/resnet18_gn_fashion_mnist.pth'
@@ -54,9 +54,9 @@ mini_val_dataloader = dict(
 mini_val_evaluator = dict(_delete_=True, type='CocoMetric', ann_file=mini_data_root + 'annotations/instances_val.json',
                           metric='bbox', format_only=False)
 
-# Training-speed components (reproduce/benchmark_speed.py; same matchings, losses and updates as stock mmdet,
-# tests/models/test_batched_matching.py and results/measured/fast_equivalence.csv): each mini config's head is the
-# Batched*Head of mmdet_plugins/models/batched_matching.py with BatchedHungarianAssigner, the optimiser groups are
+# Training-speed components (mmdet_plugins/fast_training/README.md; same matchings, losses and updates as stock mmdet:
+# tests/mmdet_plugins/fast_training/ and results/measured/fast_equivalence.csv): each mini config's head is the
+# Batched*Head of mmdet_plugins/fast_training/heads.py with BatchedHungarianAssigner, the optimiser groups are
 # merged, and images go to the GPU from pinned memory without blocking the host.
 mini_fast_train_cfg = dict(assigner=dict(type='BatchedHungarianAssigner'))
 mini_data_preprocessor = dict(non_blocking=True)

@@ -1,0 +1,4 @@
+"""Measurements taken during training for the paper's figures (the figures themselves: ``analysis/`` at the root)."""
+from .grad_per_class_hook import GradPerClassHook
+
+__all__ = ['GradPerClassHook']
