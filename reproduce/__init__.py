@@ -1,1 +1,1 @@
-"""Scripts that regenerate the paper tables (one per table) and the benchmarks."""
+"""The paper's tables: one entry script per table (table_<name>.sh), the shared runner, the table specs, compare.py."""

@@ -15,7 +15,7 @@ from mmengine.runner import Runner
 import mmdet_plugins  # noqa: F401
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from train import load_config  # noqa: E402  (tools/train.py)
+from train import check_data, load_config  # noqa: E402  (tools/train.py)
 
 
 def parse_args(argv=None):
@@ -37,11 +37,12 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.launcher, args.cfg_options, args.work_dir)
     if not osp.isfile(args.checkpoint):
-        raise SystemExit(f'checkpoint {args.checkpoint!r} not found')
+        raise SystemExit(f'error: checkpoint {args.checkpoint!r} not found')
+    check_data(cfg)
     cfg.load_from = args.checkpoint
     if args.out is not None:
         if not args.out.endswith(('.pkl', '.pickle')):
-            raise SystemExit('--out must be a .pkl or .pickle file')
+            raise SystemExit('error: --out must be a .pkl or .pickle file')
         cfg.test_evaluator = [cfg.test_evaluator] if isinstance(cfg.test_evaluator, dict) else list(
             cfg.test_evaluator)
         cfg.test_evaluator.append(dict(type='DumpDetResults', out_file_path=args.out))

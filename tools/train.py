@@ -44,7 +44,7 @@ def load_config(path: str, launcher: str, cfg_options=None, work_dir=None) -> Co
     """The config at ``path`` with the launcher, --cfg-options and the work dir (default
     work_dirs/CONFIG_NAME) applied; shared by tools/train.py and tools/test.py."""
     if not osp.isfile(path):
-        raise SystemExit(f'config file {path!r} not found')
+        raise SystemExit(f'error: config file {path!r} not found')
     cfg = Config.fromfile(path)
     cfg.launcher = launcher
     if cfg_options is not None:
@@ -95,9 +95,10 @@ def amp_off(cfg: Config, why: str) -> None:
         for key in ('loss_scale', 'dtype', 'use_fsdp'):
             cfg.optim_wrapper.pop(key, None)
 
+
 def add_deadline_hook(cfg: Config) -> None:
     """With BF_DEADLINE set, stop an iteration-based run at that time with a checkpoint (resumable)."""
-    from mmdet_plugins.engine.deadline_hook import DEADLINE_ENV
+    from mmdet_plugins.runtime.deadline_hook import DEADLINE_ENV
     if not os.environ.get(DEADLINE_ENV) or cfg.get('train_cfg', {}).get('type') != 'IterBasedTrainLoop':
         return
     hooks = list(cfg.get('custom_hooks', []))
@@ -105,8 +106,19 @@ def add_deadline_hook(cfg: Config) -> None:
         cfg.custom_hooks = hooks + [dict(type='StopAtDeadlineHook')]
 
 
+def check_data(cfg: Config) -> None:
+    """Stop with one line when a dataset file the config reads is missing (mmengine would fail later with a
+    pycocotools traceback); the line says which file and how to make it."""
+    from mmdet_plugins.datasets.data_files import MissingDataError, check_dataset_files
+    try:
+        check_dataset_files(cfg)
+    except MissingDataError as e:
+        raise SystemExit(f'error: {e}')
+
+
 def main(argv=None):
     cfg = build_config(parse_args(argv))
+    check_data(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
 

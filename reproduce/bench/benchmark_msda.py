@@ -14,8 +14,8 @@ The reference for the errors is mmcv's kernel in fp64 on the same inputs. Writes
 milliseconds per backward, ratio to ``mmcv-fp16``, and each gradient's largest error relative to the largest
 reference magnitude, with provenance, to ``--out``.
 
-    python reproduce/benchmark_msda.py --out results/measured/msda_backward.csv
-    python reproduce/benchmark_msda.py --render results/measured/msda_backward.csv   # the table, no GPU needed
+    python reproduce/bench/benchmark_msda.py --out results/measured/msda_backward.csv
+    python reproduce/bench/benchmark_msda.py --render results/measured/msda_backward.csv   # the table, no GPU needed
 
 Both write the markdown table to ``--table`` (default results/tables/msda_backward.md; a README block).
 """
@@ -27,7 +27,7 @@ import sys
 
 import torch
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 
 # (name, batch, (h, w) of each level, queries, reference points per query: 'grid' for the encoder (one query per
@@ -75,7 +75,7 @@ def make_inputs(batch, levels, num_queries, device, seed=0):
 
 def backward_mmcv(x, dtype):
     """mmcv's backward kernel run in ``dtype``, the gradients in that dtype. It calls the kernel as
-    ``ms_deform_attn_backward`` (mmdet_plugins/models/ms_deform_attn.py) does on the GPU, but directly: the
+    ``ms_deform_attn_backward`` (mmdet_plugins/fast_training/deform_attn.py) does on the GPU, but directly: the
     operator's Python dispatch would add to the timings, most to the decoder's 0.1-ms kernel."""
     from mmcv.ops.multi_scale_deform_attn import ext_module
     value, loc, w, go = (x[k].to(dtype) for k in ('value', 'locations', 'weights', 'grad_out'))
@@ -131,7 +131,7 @@ def render_table(df) -> str:
     provenance = sorted({f'{r.hardware}, torch {r.torch}, commit {r.commit}, {r.date}' for r in df.itertuples()})
     repeat = int(df['repeat'].iloc[0]) if 'repeat' in df else 20  # (the first stored CSV: the default then, 20)
     lines += ['', 'Multi-scale deformable attention\'s backward on the same fp16 inputs (8 heads of 32 channels, 4 '
-              'levels of 40x40 to 5x5, 4 points; `reproduce/benchmark_msda.py`): median of '
+              'levels of 40x40 to 5x5, 4 points; `reproduce/bench/benchmark_msda.py`): median of '
               f'{repeat} CUDA-event-timed calls '
               '(casts included). Errors: largest |gradient - float64 gradient| / largest |float64 gradient|, the '
               f'float64 gradients from the same mmcv kernel. Measured on: {"; ".join(provenance)}.']
@@ -140,7 +140,7 @@ def render_table(df) -> str:
 
 def main(argv=None):
     import pandas as pd
-    from mmdet_plugins.provenance import atomic_write_text, git_commit, hardware, today
+    from mmdet_plugins.utils.provenance import atomic_write_text, git_commit, hardware, today
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--shapes', nargs='+', choices=sorted(SHAPES), default=list(SHAPES))
     p.add_argument('--ways', nargs='+', choices=WAYS, default=list(WAYS))

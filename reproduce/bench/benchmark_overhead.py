@@ -5,7 +5,7 @@ at batch 2B (what two streams should cost at most), all on the same synthetic im
 ResNet-50, the full-scale configs of configs/). One training step = forward, backward, gradient clipping
 (max norm 0.1, as the configs) and an AdamW step. Reports medians and the ratios BF/baseline.
 
-    python reproduce/benchmark_overhead.py --out results/measured/overhead_full.csv [--detectors DETR ...]
+    python reproduce/bench/benchmark_overhead.py --out results/measured/overhead_full.csv [--detectors DETR ...]
 
 Needs a CUDA GPU for meaningful numbers (it runs on the CPU with --device cpu, slowly, for a check).
 """
@@ -19,18 +19,18 @@ import time
 
 import torch
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-from mmdet_plugins.zoo import DETECTORS, config_path  # noqa: E402
+from reproduce.tables.detection import DETECTORS, config_path  # noqa: E402
 
 
 def build(config: str, device, components: str = 'stock'):
     """The config's detector, random init; ``components='fast'`` swaps in the batched matching head and
-    assigner (``reproduce/benchmark_speed.py``'s ``fast`` variant; same matchings and losses)."""
+    assigner (``reproduce/bench/benchmark_speed.py``'s ``fast`` variant; same matchings and losses)."""
     from mmengine.config import Config
     from mmdet.registry import MODELS
-    from mmdet_plugins.models.batched_matching import with_matching
+    from mmdet_plugins.fast_training.heads import with_matching
     cfg = Config.fromfile(osp.join(REPO, config))
     cfg.model.backbone.init_cfg = None
     cfg.model = with_matching(cfg.model, batched=components == 'fast')
@@ -105,8 +105,8 @@ def main(argv=None):
     import mmcv
     import mmdet_plugins  # noqa: F401
     from mmdet.utils import register_all_modules
-    from mmdet_plugins.provenance import atomic_write_text, git_commit, hardware, today
-    from mmdet_plugins.synthetic import synthetic_batch
+    from mmdet_plugins.utils.provenance import atomic_write_text, git_commit, hardware, today
+    from mmdet_plugins.utils.synthetic import synthetic_batch
     register_all_modules()
 
     device = torch.device(args.device)

@@ -1,14 +1,14 @@
 """Training speed of stock mmdet 3.3.0 components against this repository's fast ones, side by side in one run.
 
 For each config and variant, mmengine's own training loop runs ``--warmup`` iterations and then ``--iters``
-timed ones (``reproduce/profile_train_step.py``'s measurement: wall clock, ``nvidia-smi`` utilisation, peak
+timed ones (``reproduce/bench/profile_train_step.py``'s measurement: wall clock, ``nvidia-smi`` utilisation, peak
 memory, host-device synchronisations per iteration from a short profiled window). Variants:
 
     stock      stock mmdet 3.3.0 components: mmdet's heads, HungarianAssigner, one optimiser group per
                parameter, blocking copies from pageable memory, mmcv's deformable attention module (the mini
                configs' components are switched back)
     fast       the batched matching heads with the sync-free per-layer loss and BatchedHungarianAssigner
-               (mmdet_plugins/models/), merged optimiser groups (mmdet_plugins/engine/merged_param_groups.py),
+               (mmdet_plugins/fast_training/), merged optimiser groups (mmdet_plugins/fast_training/merged_param_groups.py),
                pinned, non-blocking image copies, deformable attention without a host wait per layer
                (TraceableDeformAttnHook): same matchings, same losses (the mini configs' default). The mini
                Deformable DETR and DINO configs also choose the attention's backward in fp32, which changes the
@@ -20,7 +20,7 @@ memory, host-device synchronisations per iteration from a short profiled window)
                mmcv 2.1.0 has no bf16 kernel for multi-scale deformable attention (Deformable DETR, DINO) nor
                for sigmoid_focal_loss (Conditional DETR, DAB-DETR, and those two).
     fast-compile  fast + the encoder and decoder layers compiled by torch.compile (CompileLayersHook,
-               mmdet_plugins/engine/compiled_layers.py; not bitwise equal: reproduce/check_fast_equivalence.py
+               mmdet_plugins/fast_training/compiled_layers.py; not bitwise equal: reproduce/bench/check_fast_equivalence.py
                --compiled and a mini run's AP judge it). Its warm-up iterations include the compilation.
     fast-compile-all  fast-compile with the backbone, the neck and the head's forward compiled too.
     fast-compile-all-cudagraphs  fast-compile-all in torch.compile's ``reduce-overhead`` mode: each compiled
@@ -30,13 +30,13 @@ memory, host-device synchronisations per iteration from a short profiled window)
                without the per-parameter host work; not bitwise equal (rounding order).
 
 Deformable attention in the compiled variants runs through the traceable custom operator
-(mmdet_plugins/models/ms_deform_attn.py), as ``CompileLayersHook`` does by default.
+(mmdet_plugins/fast_training/deform_attn.py), as ``CompileLayersHook`` does by default.
 
 Writes one row per config and variant (seconds and iterations per second, GPU utilisation, peak memory,
 speed-up over ``stock`` of the same config, BatchFormerV2's step-time ratio over the baseline config of the same
 variant where both are given) with the provenance, to ``--out`` (default ``results/measured/speed.csv``).
 
-    python reproduce/benchmark_speed.py configs/mini/deformable-detr_r18_1xb16-mini.py \\
+    python reproduce/bench/benchmark_speed.py configs/mini/deformable-detr_r18_1xb16-mini.py \\
         configs/mini/bf-deformable-detr_r18_1xb16-mini.py --data-root data/fashion_canvas
 """
 from __future__ import annotations
@@ -49,10 +49,10 @@ import time
 
 import torch
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-from mmdet_plugins.models.batched_matching import with_matching  # noqa: E402
+from mmdet_plugins.fast_training.heads import with_matching  # noqa: E402
 
 VARIANTS = ('stock', 'fast', 'fast-mmcv-backward', 'fast-bf16', 'fast-compile', 'fast-compile-all',
             'fast-compile-all-cudagraphs', 'fast-fused', 'fast-compile-fused', 'fast-compile-all-fused')
@@ -196,8 +196,8 @@ def measure(config, variant, options, args, device, failures):
     """One measurement of ``config`` as ``variant`` (a dict row), or None when it failed (recorded in
     ``failures``: one failing variant must not lose the others' rows)."""
     import pandas as pd
-    from mmdet_plugins.provenance import atomic_write_text
-    from reproduce.profile_train_step import profile_config
+    from mmdet_plugins.utils.provenance import atomic_write_text
+    from reproduce.bench.profile_train_step import profile_config
     run_args = argparse.Namespace(data_root=args.data_root, warmup=args.warmup, iters=args.iters,
                                   profile_iters=args.profile_iters, batch_size=args.batch_size,
                                   cfg_options=options, sync_trace=args.sync_trace,
@@ -254,7 +254,7 @@ def paired_speedups(stock_rounds: str, variant_rounds: str) -> list:
 def write_speed_csv(rows, args, device):
     """The CSV of the runs so far, with the ratios and provenance (atomically replaced)."""
     import pandas as pd
-    from mmdet_plugins.provenance import atomic_write_text, git_commit, hardware, today
+    from mmdet_plugins.utils.provenance import atomic_write_text, git_commit, hardware, today
     df = pd.DataFrame(rows)
     stock = {r.config: r for r in df.itertuples() if r.variant == 'stock'}
     df['speedup_vs_stock'] = [round(stock[c].s_per_iter / s, 2) if c in stock else float('nan')

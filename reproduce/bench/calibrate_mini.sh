@@ -2,10 +2,10 @@
 # Schedule calibration of the DETR-style mini configs: short runs of four variants side by side, one per GPU,
 # with validations on the way, to see whether a detector learns at all before paying for its seeds. Writes the
 # json logs to results/logs/calibration_mini/ and a summary of every calibration log there (with the table's
-# DETR and Deformable DETR runs for reference) to results/tables/calibration_mini.md (reproduce/log_summary.py),
+# DETR and Deformable DETR runs for reference) to results/tables/calibration_mini.md (analysis/log_summary.py),
 # and the detr set beside the table's DETR runs to results/tables/calibration_detr.md. Only runs that reached their
 # last iteration are stored; a run that failed or stopped early is named and the script exits 1.
-#   bash reproduce/calibrate_mini.sh [scratch|pretrained|smca|detr|compile|cudagraphs|tables]   # on a machine with 4 GPUs (fewer: they share)
+#   bash reproduce/bench/calibrate_mini.sh [scratch|pretrained|smca|detr|compile|cudagraphs|tables]   # on a machine with 4 GPUs (fewer: they share)
 # scratch (1800 iterations, validation at 900 and 1800), from-scratch backbones: DETR with ResNet-18 C4
 #   features (stride 16) instead of C5; Conditional DETR with C5 and with C4; DAB-DETR with C5.
 # pretrained (2400 iterations, validation at 1200 and 2400), the Fashion-MNIST-pretrained ResNet-18 (made first
@@ -28,7 +28,7 @@
 # tables: no runs; only the two tables, rebuilt from the stored logs (no GPU needed).
 # GPUS="2 3" puts the runs on those GPUs (default: all, one run each, round-robin).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] && PY=.venv/bin/python
 SET=${1:-pretrained}
@@ -123,15 +123,15 @@ for name in detr-c4 cond-c5 cond-c4 dab-c5 detr-c5-3000-scratch detr-pre detr-pr
             cudagraphs-deformable-base-s1 cudagraphs-deformable-bf-s1; do
   [ -f results/logs/calibration_mini/$name.json ] && logs+=(results/logs/calibration_mini/$name.json)
 done
-"$PY" reproduce/log_summary.py "${logs[@]}" \
+"$PY" analysis/log_summary.py "${logs[@]}" \
   results/logs/detection_mini/DeformableDETR-{base,bf}-s{0,1}.json \
-  --title "Mini-scale schedule calibration (reproduce/calibrate_mini.sh); provenance: results/logs/calibration_mini/README.md" \
+  --title "Mini-scale schedule calibration (reproduce/bench/calibrate_mini.sh); provenance: results/logs/calibration_mini/README.md" \
   --out results/tables/calibration_mini.md
 # The DETR set beside the table's runs of the same seeds (same settings up to iteration 1920): box L1 on the way.
 detr_logs=(results/logs/calibration_mini/{detr-fp16-lr1e-4-s0,detr-fp16-lr1e-4-s2,detr-fp32-lr2e-4-s0,bf-detr-fp16-lr1e-4-s0}.json
            results/logs/calibration_mini/detr_8000it_lr2e-4/DETR-{base-s0,base-s2,bf-s0}.json)
 if ls "${detr_logs[@]}" > /dev/null 2>&1; then
-  "$PY" reproduce/log_summary.py "${detr_logs[@]}" --at 1000 1500 1900 \
+  "$PY" analysis/log_summary.py "${detr_logs[@]}" --at 1000 1500 1900 \
     --title "DETR calibration (calibrate_mini.sh detr) beside the earlier table DETR runs of the same seeds (fp16, lr 2e-4, 8000 iterations: calibration_mini/detr_8000it_lr2e-4); provenance: results/logs/calibration_mini/README.md" \
     --out results/tables/calibration_detr.md
 fi

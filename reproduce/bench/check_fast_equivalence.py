@@ -1,11 +1,11 @@
 """Do the fast components match and score exactly as stock mmdet on the GPU, on real mini batches?
 
-The CPU tests (tests/models/test_batched_matching.py) show bitwise-equal costs, matchings and losses on small
+The CPU tests (tests/mmdet_plugins/fast_training/test_batched_matching.py) show bitwise-equal costs, matchings and losses on small
 synthetic problems. This check repeats the comparison where training happens: the repository's mini configs at
 their real size, real batches of the mini benchmark, on the GPU, in fp32 and under fp16 autocast (as training).
 
 For every config and batch, the stock detector and the same detector with the batched head and assigner
-(``reproduce/benchmark_speed.py``'s ``fast`` options; same weights, dropout off) compute their losses on the
+(``reproduce/bench/benchmark_speed.py``'s ``fast`` options; same weights, dropout off) compute their losses on the
 same inputs. Recorded per config and precision:
 
     targets_identical   fraction of (decoder layer, stream, image) target sets (labels and box targets of every
@@ -15,12 +15,12 @@ same inputs. Recorded per config and precision:
 Writes a CSV with provenance (``--out``, default results/measured/fast_equivalence.csv) and exits 1 when a
 fraction is below 1 or a loss differs by more than ``--rtol``.
 
-    python reproduce/check_fast_equivalence.py configs/mini/*-mini.py --data-root data/fashion_canvas
+    python reproduce/bench/check_fast_equivalence.py configs/mini/*-mini.py --data-root data/fashion_canvas
 
 With ``--compiled`` the pair is instead the fast detector run eagerly and the same detector with its layers
 compiled by ``torch.compile`` as the config's ``CompileLayersHook`` compiles them (its targets and mode: the encoder
 and decoder layers by default, everything in CUDA graphs for configs/mini/cudagraphs/; Inductor,
-mmdet_plugins/engine/compiled_layers.py): fused kernels round differently, so the check reports how far losses
+mmdet_plugins/fast_training/compiled_layers.py): fused kernels round differently, so the check reports how far losses
 and gradients move (``max_rel_grad_diff``: the largest |compiled - eager| / max|eager| over parameters) and how
 many matchings stay the same, and passes at ``--rtol`` (give a looser one than for the bitwise-equal fast
 components). Default ``--out`` then: results/measured/compiled_equivalence.csv.
@@ -34,10 +34,10 @@ import sys
 
 import torch
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-from mmdet_plugins.model_utils import quiet_init_weights, without_dropout  # noqa: E402
+from mmdet_plugins.utils.model_utils import quiet_init_weights, without_dropout  # noqa: E402
 
 
 class TargetRecorder:
@@ -70,7 +70,7 @@ def hook_spec(cfg, hook_type: str) -> dict:
 def config_backward_dtype(cfg):
     """The deformable attention's backward dtype ``cfg`` chooses (its ``TraceableDeformAttnHook``'s
     ``backward_dtype``, read by the hook itself), or None."""
-    from mmdet_plugins.engine.traceable_deform_attn import TraceableDeformAttnHook
+    from mmdet_plugins.fast_training.deform_attn_hook import TraceableDeformAttnHook
     spec = hook_spec(cfg, 'TraceableDeformAttnHook')
     return TraceableDeformAttnHook(backward_dtype=spec.get('backward_dtype')).backward_dtype
 
@@ -80,7 +80,7 @@ def config_compile_options(cfg) -> dict:
     itself), or the hook's defaults when the config has none (as ``configs/mini/compiled/`` compile). The
     hook's other settings are not read: the backend comes from ``--compile-backend``, shapes are static, and
     both sides of the pair get the traceable deformable attention anyway."""
-    from mmdet_plugins.engine.compiled_layers import CompileLayersHook
+    from mmdet_plugins.fast_training.compiled_layers import CompileLayersHook
     spec = hook_spec(cfg, 'CompileLayersHook')
     hook = CompileLayersHook(**{k: v for k, v in spec.items() if k in ('targets', 'mode')})
     return dict(targets=hook.targets, mode=hook.compile_kwargs['mode'])
@@ -94,9 +94,9 @@ def build_pair(cfg, device, compiled=False, backend='inductor'):
     config's ``CompileLayersHook`` compiles them (its targets and mode, :func:`config_compile_options`; by
     default the encoder and decoder layers), both with the config's deformable-attention backward."""
     from mmdet.registry import MODELS
-    from mmdet_plugins.engine.compiled_layers import compile_submodules
-    from mmdet_plugins.models.batched_matching import with_matching
-    from mmdet_plugins.models.ms_deform_attn import make_deform_attn_traceable
+    from mmdet_plugins.fast_training.compiled_layers import compile_submodules
+    from mmdet_plugins.fast_training.heads import with_matching
+    from mmdet_plugins.fast_training.deform_attn import make_deform_attn_traceable
     stock_cfg, fast_cfg = with_matching(cfg.model, batched=compiled), with_matching(cfg.model, batched=True)
     stock_cfg.backbone.init_cfg = None  # random weights: equality does not need a pretrained checkpoint
     fast_cfg.backbone.init_cfg = None
@@ -119,7 +119,7 @@ def compare_config(config: str, data_root: str, batches: int, batch_size: int, p
     """One config: a list of result rows, one per precision."""
     from mmengine.config import Config
     from mmengine.runner import Runner
-    from reproduce.table_detection import set_data_root
+    from reproduce.runner.data import set_data_root
     cfg = Config.fromfile(osp.join(REPO, config))
     set_data_root(cfg, data_root)
     cfg.train_dataloader.batch_size = batch_size
@@ -129,7 +129,7 @@ def compare_config(config: str, data_root: str, batches: int, batch_size: int, p
     cfg.train_dataloader.pop('batch_sampler', None)  # keep plain batches (no aspect-ratio grouping needed)
     loader = Runner.build_dataloader(cfg.train_dataloader, seed=0)
     stock, fast = build_pair(cfg, device, compiled=compiled, backend=backend)
-    from mmdet_plugins.engine.compiled_layers import CUDAGRAPH_MODES
+    from mmdet_plugins.fast_training.compiled_layers import CUDAGRAPH_MODES
     cudagraphs = compiled and config_compile_options(cfg)['mode'] in CUDAGRAPH_MODES
     data = []
     for i, batch in enumerate(loader):
@@ -191,7 +191,7 @@ def main(argv=None):
     import pandas as pd
     import mmdet_plugins  # noqa: F401
     from mmdet.utils import register_all_modules
-    from mmdet_plugins.provenance import atomic_write_text, git_commit, hardware, today
+    from mmdet_plugins.utils.provenance import atomic_write_text, git_commit, hardware, today
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('configs', nargs='+')
     p.add_argument('--data-root', default=osp.join(REPO, 'data', 'fashion_canvas'))

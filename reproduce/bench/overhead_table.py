@@ -1,9 +1,9 @@
 """Markdown table of the BatchFormerV2 training/inference overhead from the benchmark's CSV.
 
-    python reproduce/overhead_table.py [results/measured/overhead_full.csv] [--readme README.md]
+    python reproduce/bench/overhead_table.py [results/measured/overhead_full.csv] [--readme README.md]
 
 Writes results/tables/<csv name>.md (and, with --readme, replaces the README's ``overhead_full`` block,
-see reproduce/readme_blocks.py). The official
+see reproduce/runner/markdown.py). The official
 implementation's ratio (results/reference/official_overhead_h200.csv) is shown beside ours for DETR.
 """
 from __future__ import annotations
@@ -12,11 +12,11 @@ import argparse
 import os.path as osp
 import sys
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-from reproduce.detection_results import ResultsFileError, read_results_csv  # noqa: E402
-from reproduce.readme_blocks import write_table  # noqa: E402
+from reproduce.runner.results import ResultsFileError, read_csv_checked  # noqa: E402
+from reproduce.runner.markdown import write_table  # noqa: E402
 
 REQUIRED = ['detector', 'batch_per_gpu', 'height', 'width', 'base_train_s', 'bf_train_s', 'base2B_train_s',
             'train_ratio', 'train_ratio_vs_2B', 'base_peak_gib', 'bf_peak_gib', 'peak_ratio', 'infer_ratio',
@@ -25,9 +25,9 @@ REQUIRED = ['detector', 'batch_per_gpu', 'height', 'width', 'base_train_s', 'bf_
 
 def read_csv(path, required, keys):
     try:
-        return read_results_csv(path, required=required, keys=keys)
+        return read_csv_checked(path, required=required, keys=keys)
     except ResultsFileError as e:
-        raise SystemExit(f'error: {e} (the benchmark writes it: reproduce/benchmark_overhead.py)')
+        raise SystemExit(f'error: {e} (the benchmark writes it: reproduce/bench/benchmark_overhead.py)')
 
 
 def render(df, official) -> str:
@@ -48,8 +48,8 @@ def render(df, official) -> str:
     lines.append(f'B = {int(first.batch_per_gpu)} images of {int(first.height)}x{int(first.width)} per GPU, '
                  f'ResNet-50 (random init), fp32, one training step = forward + backward + clip + AdamW, medians. '
                  f'Measured on {first.gpu}, commit {first.commit}, {first.date} '
-                 f'(`reproduce/benchmark_overhead.py`). Components: `stock` = mmdet 3.3.0 heads and matcher, '
-                 f'`fast` = the Batched*Head heads (batched matching and the sync-free per-layer loss, mmdet_plugins/models/). '
+                 f'(`reproduce/bench/benchmark_overhead.py`). Components: `stock` = mmdet 3.3.0 heads and matcher, '
+                 f'`fast` = the Batched*Head heads (batched matching and the sync-free per-layer loss, mmdet_plugins/fast_training/). '
                  f'Official fork: results/reference/official_overhead_h200.csv (measured separately on the same '
                  f'GPU kind, not in this run).')
     return '\n'.join(lines) + '\n'

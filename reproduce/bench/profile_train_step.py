@@ -21,7 +21,7 @@ plus the number of host-device synchronisations (``cudaStreamSynchronize``, ``.i
 each synchronising call is attributed to the Python line that made it (:class:`SyncTracer`); the counts are
 written to ``--trace-dir`` as ``<config>_syncs.csv``. Syncs made inside autograd's backward thread are not seen.
 
-    python reproduce/profile_train_step.py CONFIG [CONFIG ...] --data-root data/fashion_canvas \\
+    python reproduce/bench/profile_train_step.py CONFIG [CONFIG ...] --data-root data/fashion_canvas \\
         --out results/measured/profile_mini.csv --summary results/tables/profile_mini.md
 
 Runs on the CPU too (``--device cpu``, for a check); its numbers mean something only on the GPU.
@@ -40,10 +40,10 @@ import time
 
 import torch
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-from reproduce.benchmark_overhead import sync  # noqa: E402
+from reproduce.bench.benchmark_overhead import sync  # noqa: E402
 
 PARTS = ['data', 'preprocess', 'backbone', 'transformer', 'head.loss', 'targets', 'assign', 'parse', 'backward',
          'step', 'hooks']
@@ -62,7 +62,7 @@ def labelled(label, fn):
 def instrument(runner):
     """Label the parts of a training step (on this runner's objects only; mmdet's classes stay untouched)."""
     from mmengine.runner.loops import _InfiniteDataloaderIterator
-    from mmdet_plugins.model_utils import unwrap_model
+    from mmdet_plugins.utils.model_utils import unwrap_model
     model = unwrap_model(runner.model)
     model.data_preprocessor.forward = labelled('preprocess', model.data_preprocessor.forward)
     model.extract_feat = labelled('backbone', model.extract_feat)
@@ -166,7 +166,7 @@ def profile_config(config, args, device):
     from mmengine.hooks import Hook
     from mmengine.runner import Runner
     from tools.train import load_config
-    from reproduce.table_detection import set_data_root
+    from reproduce.runner.data import set_data_root
     import mmdet_plugins  # noqa: F401
 
     cfg = load_config(osp.join(REPO, config), 'none', work_dir=tempfile.mkdtemp(prefix='bf-profile-'))
@@ -264,7 +264,7 @@ def profile_config(config, args, device):
             prof.export_chrome_trace(stem + '_trace.json.gz')  # (torch gzips a .gz path)
         if tracer is not None:
             import pandas as pd
-            from mmdet_plugins.provenance import atomic_write_text
+            from mmdet_plugins.utils.provenance import atomic_write_text
             atomic_write_text(stem + '_syncs.csv', pd.DataFrame(tracer.rows(), columns=['caller', 'in_package', 'syncs'])
                               .to_csv(index=False))
     return summary, rows
@@ -320,7 +320,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     import pandas as pd
-    from mmdet_plugins.provenance import atomic_write_text, git_commit, hardware, today
+    from mmdet_plugins.utils.provenance import atomic_write_text, git_commit, hardware, today
     args = parse_args(argv)
     device = torch.device(args.device)
     if device.type == 'cuda':

@@ -1,9 +1,9 @@
-"""Markdown table of the training-speed benchmark (reproduce/benchmark_speed.py's CSV).
+"""Markdown table of the training-speed benchmark (reproduce/bench/benchmark_speed.py's CSV).
 
-    python reproduce/speed_table.py [results/measured/speed.csv] [--readme README.md]
+    python reproduce/bench/speed_table.py results/measured/speed_mini_detr.csv [--readme docs/training_speed.md]
 
-Writes results/tables/<csv name>_mini.md (``--out`` to choose) and, with ``--readme``, replaces the README's
-``speed_mini`` block (see reproduce/readme_blocks.py).
+Writes results/tables/<csv name>.md (``--out`` to choose) and, with ``--readme``, replaces that file's block named
+after the table (``<!-- speed_mini_detr:start -->``; see reproduce/runner/markdown.py).
 """
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import math
 import os.path as osp
 import sys
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 
-from reproduce.detection_results import ResultsFileError, read_results_csv  # noqa: E402
-from reproduce.readme_blocks import write_table  # noqa: E402
+from reproduce.runner.results import ResultsFileError, read_csv_checked  # noqa: E402
+from reproduce.runner.markdown import write_table  # noqa: E402
 
 REQUIRED = ['config', 'variant', 's_per_iter', 'it_per_s', 'gpu_util_smi', 'syncs_per_iter', 'peak_gib',
             'speedup_vs_stock', 'bf_over_baseline', 'hardware', 'commit', 'date']
@@ -54,7 +54,7 @@ def render(df) -> str:
                      f'{_num(r.gpu_util_smi, ".0f")} | {_num(r.syncs_per_iter, ".0f")} | {r.peak_gib:.2f} |')
     provenance = sorted({f'{r.hardware}, commit {r.commit}, {r.date}' for r in df.itertuples()})
     lines += ['', 'Mini configs, batch 16 of 320x320, fp16 AMP unless the variant says bf16; mmengine\'s training loop, '
-              'seconds per iteration over the timed iterations after warm-up (`reproduce/benchmark_speed.py`). '
+              'seconds per iteration over the timed iterations after warm-up (`reproduce/bench/benchmark_speed.py`). '
               '`stock`: mmdet 3.3.0 components; `fast`: this repository\'s (the mini configs\' default)'
               + ('; `fast-compile`: fast with the encoder and decoder layers compiled by torch.compile '
                  '(CompileLayersHook, opt-in: configs/mini/compiled/)' if 'fast-compile' in set(df.variant) else '')
@@ -79,17 +79,17 @@ def render(df) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('csv', nargs='?', default=osp.join(REPO, 'results', 'measured', 'speed.csv'))
-    parser.add_argument('--out', help='markdown file (default results/tables/<csv name>_mini.md)')
-    parser.add_argument('--readme', help="also replace this README's speed_mini block")
+    parser.add_argument('csv', nargs='?', default=osp.join(REPO, 'results', 'measured', 'speed_mini_detr.csv'))
+    parser.add_argument('--out', help='markdown file (default results/tables/<csv name>.md)')
+    parser.add_argument('--readme', help="also replace this markdown file's block named after --out's file name")
     args = parser.parse_args(argv)
     try:
-        df = read_results_csv(args.csv, required=REQUIRED, keys=['config', 'variant'])
+        df = read_csv_checked(args.csv, required=REQUIRED, keys=["config", "variant"])
     except ResultsFileError as e:
-        raise SystemExit(f'error: {e} (reproduce/benchmark_speed.py writes it)')
+        raise SystemExit(f'error: {e} (reproduce/bench/benchmark_speed.py writes it)')
     table = render(df)
-    out = args.out or osp.join(REPO, 'results', 'tables', osp.splitext(osp.basename(args.csv))[0] + '_mini.md')
-    write_table(table, out, args.readme, 'speed_mini')
+    out = args.out or osp.join(REPO, 'results', 'tables', osp.splitext(osp.basename(args.csv))[0] + '.md')
+    write_table(table, out, args.readme, osp.splitext(osp.basename(out))[0])
 
 
 if __name__ == '__main__':

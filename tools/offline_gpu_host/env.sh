@@ -1,9 +1,9 @@
 # Source on the GPU machine (python 3.12 + torch there, no registry): installs the carried wheels from .whl/
 # into /tmp/site and builds mmcv 2.1.0 with CUDA ops (about 150 s on 16 cores), or installs a carried
 # prebuilt mmcv wheel (.whl/mmcv-2.1.0-*.whl or split parts .whl/mmcv-part-*) when one is there.
-#   source reproduce/gpu_env.sh   -> exports PYTHONPATH, MMCV_WHEEL (path of the built wheel)
+#   source tools/offline_gpu_host/env.sh   -> exports PYTHONPATH, MMCV_WHEEL (path of the built wheel)
 set -e
-_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+_repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SITE=${SITE:-/tmp/site}
 export PYTHONPATH="$SITE:$_repo${PYTHONPATH:+:$PYTHONPATH}"
 if python3 -c "import mmcv.ops, mmdet, mmengine, pycocotools" 2>/dev/null; then  # warm machine: done already

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Download, on a machine with PyPI, what the GPU machine lacks (it reaches no registry): cp312 wheels of the
 # OpenMMLab stack's pure and compiled dependencies, setuptools 69.5.1 and the mmcv 2.1.0 source archive,
-# into .whl/ (git-ignored; carry it with the device run). Then, on the GPU machine: source reproduce/gpu_env.sh
+# into .whl/ (git-ignored; carry it with the device run). Then, on the GPU machine: source tools/offline_gpu_host/env.sh
 set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 DEST=.whl
 mkdir -p "$DEST"
 plat=(--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64

@@ -1,32 +1,40 @@
 #!/usr/bin/env bash
-# On the GPU machine (device run; carry .whl and .data): set up the stack, make the mini data, train/resume
-# the mini detection runs until a deadline, and pack the results (CSV, table, json logs) into $OUT.
-#   BF_COMMIT=<commit> bash reproduce/device_table_detection.sh [table_detection.sh options]
-# Optional: PROFILE_CONFIGS="cfg ..." PROFILE_GPU=3 also runs reproduce/profile_train_step.py on that GPU
+# On the offline GPU host (carry .whl and .data): set up the stack, make the mini data, train/resume a table's mini
+# runs until a deadline inside the host's command limit, and pack the results (CSV, table, json logs) into $OUT.
+#   BF_COMMIT=<commit> bash tools/offline_gpu_host/run_table.sh TABLE [reproduce/table_TABLE.sh options]
+# TABLE: detection (the scripts reproduce/table_*.sh). BUDGET: seconds the command may take (default 585).
+# Optional: PROFILE_CONFIGS="cfg ..." PROFILE_GPU=3 also runs reproduce/bench/profile_train_step.py on that GPU
 # (give the table script the other GPUs with --gpu-ids) and returns $OUT/profile.tgz.
 # Optional: ANALYSIS_GPU=3 also runs analysis/train_analysis_runs.sh on that GPU (the gradient-per-class run, its
 # baseline and Grad-CAM; same deadline, resumed by the next call) and returns $OUT/analysis.tgz.
-# Optional: CALIBRATE_SET=detr CALIBRATE_GPUS="2 3" also runs reproduce/calibrate_mini.sh with that set on those
+# Optional: CALIBRATE_SET=detr CALIBRATE_GPUS="2 3" also runs reproduce/bench/calibrate_mini.sh with that set on those
 # GPUs (give the table script the others with --gpu-ids, or leave it nothing to train; without CALIBRATE_GPUS the
 # calibration shares every GPU) with the same deadline, not resumed, and returns $OUT/calibrate.tgz.
-# Optional: SPEED_GPUS="2 3" SPEED_CONFIGS="a.py b.py;c.py d.py" also runs reproduce/benchmark_speed.py
+# Optional: SPEED_GPUS="2 3" SPEED_CONFIGS="a.py b.py;c.py d.py" also runs reproduce/bench/benchmark_speed.py
 # (variants SPEED_VARIANTS, default "stock fast fast-compile") on those GPUs, one ';'-separated group of configs per
 # GPU (keep a baseline and its BF config in one group: the BF overhead ratio needs both), then, with
-# EQUIV_CONFIGS="...", reproduce/check_fast_equivalence.py --compiled on the first of them; same deadline; returns
+# EQUIV_CONFIGS="...", reproduce/bench/check_fast_equivalence.py --compiled on the first of them; same deadline; returns
 # $OUT/speed.tgz.
 # Call it again at once (the machine stays warm about 30 s): finished runs are skipped, stopped ones resume.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
+TABLE=${1:-}
+if [ -z "$TABLE" ] || [ ! -f "reproduce/table_$TABLE.sh" ]; then
+  echo "usage: bash tools/offline_gpu_host/run_table.sh TABLE [options]; TABLE is one of:" \
+    $(ls reproduce/table_*.sh | sed 's#reproduce/table_##; s#\.sh##') >&2
+  exit 2
+fi
+shift
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 BUDGET=${BUDGET:-585}   # seconds this command may take (the device's limit is 600)
-source reproduce/gpu_env.sh
-source reproduce/device_mini_data.sh
+source tools/offline_gpu_host/env.sh
+source tools/offline_gpu_host/mini_data.sh
 prof_pid=
 if [ -n "${PROFILE_CONFIGS:-}" ]; then   # optionally profile a training step on one GPU meanwhile (keep it free)
   mkdir -p /tmp/profile
   # (bounded, so that the packing below still happens inside the command's limit)
   CUDA_VISIBLE_DEVICES=${PROFILE_GPU:-0} PYTHONUNBUFFERED=1 timeout $(( BUDGET - SECONDS - 40 )) \
-    python3 reproduce/profile_train_step.py $PROFILE_CONFIGS \
+    python3 reproduce/bench/profile_train_step.py $PROFILE_CONFIGS \
     --data-root data/fashion_canvas --out /tmp/profile/profile_mini.csv --summary /tmp/profile/profile_mini.md \
     --trace-dir /tmp/profile/traces > /tmp/profile/profile.log 2>&1 &
   prof_pid=$!
@@ -45,14 +53,14 @@ if [ -n "${SPEED_CONFIGS:-}" ]; then
     ( set +e; export CUDA_VISIBLE_DEVICES=$g PYTHONUNBUFFERED=1
       rem=$(( spd_end - $(date +%s) ))  # (timeout 0 would mean no limit: start nothing with under 30 s left)
       if [ $rem -gt 30 ]; then
-        timeout $rem python3 reproduce/benchmark_speed.py ${spd_groups[$k]} \
+        timeout $rem python3 reproduce/bench/benchmark_speed.py ${spd_groups[$k]} \
           --variants ${SPEED_VARIANTS:-stock fast fast-compile} ${SPEED_ARGS:---warmup 10 --iters 40 --profile-iters 1} \
           --data-root data/fashion_canvas --out /tmp/speed/speed_$k.csv > /tmp/speed/speed_$k.log 2>&1 \
           || echo "[device] benchmark group $k ended with status $?" >> /tmp/speed/speed_$k.log
       fi
       rem=$(( spd_end - $(date +%s) ))
       if [ "$k" = 0 ] && [ -n "${EQUIV_CONFIGS:-}" ] && [ $rem -gt 30 ]; then
-        timeout $rem python3 reproduce/check_fast_equivalence.py $EQUIV_CONFIGS --compiled \
+        timeout $rem python3 reproduce/bench/check_fast_equivalence.py $EQUIV_CONFIGS --compiled \
           --rtol 1e-2 --data-root data/fashion_canvas --out /tmp/speed/compiled_equivalence.csv \
           > /tmp/speed/equivalence.log 2>&1 || echo "[device] equivalence check: status $?" >> /tmp/speed/equivalence.log
       fi ) &
@@ -76,11 +84,11 @@ if [ -n "${CALIBRATE_SET:-}" ]; then
   esac
   left=$(( BUDGET - SECONDS - 75 ))
   ( export GPUS=${CALIBRATE_GPUS:-} BF_DEADLINE=$(( $(date +%s) + left - 20 ))
-    bash reproduce/calibrate_mini.sh "$CALIBRATE_SET" > /tmp/calibrate.log 2>&1 ) &
+    bash reproduce/bench/calibrate_mini.sh "$CALIBRATE_SET" > /tmp/calibrate.log 2>&1 ) &
   cal_pid=$!
 fi
 set +e
-PYTHONUNBUFFERED=1 bash reproduce/table_detection.sh --scale mini --deadline "$left" --min-start-s 120 "$@" \
+PYTHONUNBUFFERED=1 bash "reproduce/table_$TABLE.sh" --scale mini --deadline "$left" --min-start-s 120 "$@" \
   2>&1 | tee "$OUT/table.log"
 rc=${PIPESTATUS[0]}
 set -e

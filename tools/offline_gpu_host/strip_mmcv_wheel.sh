@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Shrinks a CUDA build of mmcv 2.1.0 so it can travel with a device run (carry is limited to 64 MiB):
 # the extension is built with debug info (about 108 MB); without it the wheel is about 6 MB.
-#   bash reproduce/strip_mmcv_wheel.sh WHEEL_OR_PARTS... [-o OUT_DIR]   (default OUT_DIR: .whl)
+#   bash tools/offline_gpu_host/strip_mmcv_wheel.sh WHEEL_OR_PARTS... [-o OUT_DIR]   (default OUT_DIR: .whl)
 # Parts (mmcv-part-00, -01, ...) are joined in the order given. The wheel's RECORD is rewritten by `wheel pack`.
 set -euo pipefail
 out_dir=.whl; inputs=()

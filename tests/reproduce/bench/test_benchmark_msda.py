@@ -1,4 +1,4 @@
-"""reproduce/benchmark_msda.py: the table from a stored CSV (no GPU), its inputs' shapes, and the errors it gives."""
+"""reproduce/bench/benchmark_msda.py: the table from a stored CSV (no GPU), its inputs' shapes, and the errors it gives."""
 import os.path as osp
 import sys
 
@@ -11,7 +11,7 @@ sys.path.insert(0, REPO)
 
 
 def test_renders_the_stored_csv(tmp_path, capsys):
-    from reproduce.benchmark_msda import main
+    from reproduce.bench.benchmark_msda import main
     out = tmp_path / 'msda.md'
     assert main(['--render', osp.join(REPO, 'results/measured/msda_backward.csv'), '--table', str(out)]) == 0
     rows = [line for line in out.read_text().splitlines() if line.startswith('| encoder |')]
@@ -20,7 +20,7 @@ def test_renders_the_stored_csv(tmp_path, capsys):
 
 
 def test_a_missing_csv_or_no_gpu_is_an_error_that_says_what_to_do(tmp_path, capsys):
-    from reproduce.benchmark_msda import main
+    from reproduce.bench.benchmark_msda import main
     with pytest.raises(SystemExit):
         main(['--render', str(tmp_path / 'nope.csv'), '--table', str(tmp_path / 'msda.md')])
     assert 'no CSV at --render' in capsys.readouterr().err and not (tmp_path / 'msda.md').exists()
@@ -31,7 +31,7 @@ def test_a_missing_csv_or_no_gpu_is_an_error_that_says_what_to_do(tmp_path, caps
 
 
 def test_inputs_have_the_layer_shapes():
-    from reproduce.benchmark_msda import SHAPES, make_inputs
+    from reproduce.bench.benchmark_msda import SHAPES, make_inputs
     batch, levels, queries = SHAPES['encoder']
     x = make_inputs(batch, levels, queries, torch.device('cpu'))
     keys = sum(h * w for h, w in levels)

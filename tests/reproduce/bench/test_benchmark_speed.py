@@ -1,4 +1,4 @@
-"""reproduce/benchmark_speed.py: the variants' config options, and one stock/fast comparison on the CPU."""
+"""reproduce/bench/benchmark_speed.py: the variants' config options, and one stock/fast comparison on the CPU."""
 import os.path as osp
 import sys
 
@@ -22,7 +22,7 @@ def test_fast_variant_swaps_in_registered_components(config, head):
     from mmdet.registry import MODELS, TASK_UTILS
     from mmengine.registry import OPTIM_WRAPPER_CONSTRUCTORS
     import mmdet_plugins  # noqa: F401
-    from reproduce.benchmark_speed import variant_options
+    from reproduce.bench.benchmark_speed import variant_options
     stock = variant_options(config, 'stock')  # the mini configs default to the fast components: switched back
     assert MODELS.get(stock['model.bbox_head.type']) is not None and not stock['model.bbox_head.type'].startswith('B')
     assert stock['model.train_cfg.assigner.type'] == 'HungarianAssigner'
@@ -56,7 +56,7 @@ def test_fast_variant_swaps_in_registered_components(config, head):
 @pytest.mark.skipif(not osp.isfile(osp.join(FASHION_MNIST_DIR, 'train-images-idx3-ubyte.gz')),
                     reason='Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)')
 def test_side_by_side_run_writes_ratios_and_provenance(tmp_path):
-    from reproduce.benchmark_speed import main
+    from reproduce.bench.benchmark_speed import main
     data = str(tmp_path / 'data')
     generate(data, PRESETS['smoke'], workers=1, log=None)
     out = tmp_path / 'speed.csv'
@@ -70,8 +70,8 @@ def test_side_by_side_run_writes_ratios_and_provenance(tmp_path):
 
 
 def test_a_failing_variant_keeps_the_others_rows_and_exits_1(tmp_path, monkeypatch):
-    import reproduce.profile_train_step as profile_module
-    from reproduce.benchmark_speed import main
+    import reproduce.bench.profile_train_step as profile_module
+    from reproduce.bench.benchmark_speed import main
     (tmp_path / 'data' / 'annotations').mkdir(parents=True)
 
     def fake_profile(config, args, device):
@@ -89,7 +89,7 @@ def test_a_failing_variant_keeps_the_others_rows_and_exits_1(tmp_path, monkeypat
 
 
 def test_fast_mmcv_backward_variant_leaves_the_attention_backward_as_mmcv_has_it():
-    from reproduce.benchmark_speed import variant_options
+    from reproduce.bench.benchmark_speed import variant_options
     config = 'configs/mini/deformable-detr_r18_1xb16-mini.py'
     fast = variant_options(config, 'fast')
     plain = variant_options(config, 'fast-mmcv-backward')
@@ -101,8 +101,8 @@ def test_fast_mmcv_backward_variant_leaves_the_attention_backward_as_mmcv_has_it
 
 def test_rounds_are_interleaved_and_give_the_median_and_range(tmp_path, monkeypatch):
     """--rounds 3: stock, fast, stock, fast, stock, fast; each row holds the middle measurement and the range."""
-    import reproduce.profile_train_step as profile_module
-    from reproduce.benchmark_speed import main
+    import reproduce.bench.profile_train_step as profile_module
+    from reproduce.bench.benchmark_speed import main
     (tmp_path / 'data' / 'annotations').mkdir(parents=True)
     times = {'stock': [0.50, 0.40, 0.45], 'fast': [0.20, 0.25, 0.15]}
     order = []
@@ -128,7 +128,7 @@ def test_rounds_are_interleaved_and_give_the_median_and_range(tmp_path, monkeypa
 
 
 def test_paired_speedups_pair_by_round_and_skip_failed_measurements():
-    from reproduce.benchmark_speed import combine_rounds, paired_speedups
+    from reproduce.bench.benchmark_speed import combine_rounds, paired_speedups
     assert paired_speedups('0.5;0.4', '0.25;0.1') == [2.0, 4.0]
     assert paired_speedups('0.5;nan;0.6', 'nan;0.2;0.3') == [2.0]  # only round 3 has both
     # stock failed in round 1, fast in round 2: each keeps its rounds' places, so only round 3 pairs
@@ -146,7 +146,7 @@ def test_cudagraphs_configs_train_what_the_cudagraphs_variant_measures(name):
     """configs/mini/cudagraphs/X is configs/mini/X as benchmark_speed.py's fast-compile-all-cudagraphs variant
     runs it: same hooks, and nothing else changed."""
     from helpers import load_config
-    from reproduce.benchmark_speed import variant_options
+    from reproduce.bench.benchmark_speed import variant_options
     options = variant_options(f'configs/mini/{name}', 'fast-compile-all-cudagraphs')
     config = load_config(f'configs/mini/cudagraphs/{name}').to_dict()
     assert config.pop('custom_hooks') == options['custom_hooks']

@@ -1,4 +1,4 @@
-"""reproduce/check_fast_equivalence.py on the CPU: stock against fast (identical), and --compiled (the layers
+"""reproduce/bench/check_fast_equivalence.py on the CPU: stock against fast (identical), and --compiled (the layers
 compiled with the aot_eager backend here; Inductor on the GPU) with its gradient column."""
 import os.path as osp
 import sys
@@ -23,7 +23,7 @@ def smoke_data(tmp_path_factory):
 
 @pytest.mark.parametrize('compiled', [False, True])
 def test_equivalence_check_writes_its_rows(smoke_data, tmp_path, compiled):
-    from reproduce.check_fast_equivalence import main
+    from reproduce.bench.check_fast_equivalence import main
     out = tmp_path / 'eq.csv'
     args = ['configs/mini/bf-detr_r18_1xb16-mini.py', '--data-root', smoke_data, '--batches', '1',
             '--batch-size', '2', '--device', 'cpu', '--out', str(out)]
@@ -45,7 +45,7 @@ def test_compiled_check_of_a_cuda_graph_config_runs_on_the_cpu(smoke_data, tmp_p
     """The CUDA-graph config's targets (backbone to head, deformable attention inside) compile and train a step
     with aot_eager on the CPU (no CUDA graphs there), matching the eager detector (about a minute)."""
     import torch
-    from reproduce.check_fast_equivalence import main
+    from reproduce.bench.check_fast_equivalence import main
     marks = []  # each step of the compiled side starts a new CUDA-graph step (a no-op on the CPU)
     monkeypatch.setattr(torch.compiler, 'cudagraph_mark_step_begin', lambda: marks.append(1))
     out = tmp_path / 'eq.csv'
@@ -58,7 +58,7 @@ def test_compiled_check_of_a_cuda_graph_config_runs_on_the_cpu(smoke_data, tmp_p
 
 
 def test_missing_config_is_an_error(smoke_data):
-    from reproduce.check_fast_equivalence import main
+    from reproduce.bench.check_fast_equivalence import main
     with pytest.raises(SystemExit):
         main(['configs/mini/no-such-config.py', '--data-root', smoke_data, '--device', 'cpu'])
 
@@ -67,7 +67,7 @@ def test_the_fast_side_trains_the_deformable_attention_backward_the_config_choos
     import torch
     from mmcv.ops import MultiScaleDeformableAttention
     from helpers import load_config
-    from reproduce.check_fast_equivalence import build_pair, config_backward_dtype
+    from reproduce.bench.check_fast_equivalence import build_pair, config_backward_dtype
     cfg = load_config('configs/mini/deformable-detr_r18_1xb16-mini.py')
     assert config_backward_dtype(cfg) is torch.float32
     assert config_backward_dtype(load_config('configs/mini/detr_r18_1xb16-mini.py')) is None
@@ -83,7 +83,7 @@ def test_compiled_side_compiles_what_the_config_hook_compiles():
     the hook's defaults for a config without one; a wrong target fails with the hook's own message."""
     from mmengine.config import Config
     from helpers import load_config
-    from reproduce.check_fast_equivalence import config_compile_options
+    from reproduce.bench.check_fast_equivalence import config_compile_options
     cudagraphs = config_compile_options(load_config('configs/mini/cudagraphs/deformable-detr_r18_1xb16-mini.py'))
     assert cudagraphs == dict(targets=['backbone', 'neck', 'encoder.layers', 'decoder.layers', 'bbox_head'],
                               mode='reduce-overhead')
@@ -92,8 +92,8 @@ def test_compiled_side_compiles_what_the_config_hook_compiles():
     assert config_compile_options(load_config('configs/mini/detr_r18_1xb16-mini.py'))['mode'] is None
     # and build_pair compiles exactly those on the compiled side, nothing on the eager side
     import torch
-    from mmdet_plugins.engine.compiled_layers import compiled_modules
-    from reproduce.check_fast_equivalence import build_pair
+    from mmdet_plugins.fast_training.compiled_layers import compiled_modules
+    from reproduce.bench.check_fast_equivalence import build_pair
     eager, compiled = build_pair(load_config('configs/mini/cudagraphs/deformable-detr_r18_1xb16-mini.py'),
                                  torch.device('cpu'), compiled=True, backend='aot_eager')
     names = set(compiled_modules(compiled))

@@ -1,11 +1,11 @@
-"""reproduce/overhead_table.py: renders the stored CSV, refuses malformed input without touching outputs."""
+"""reproduce/bench/overhead_table.py: renders the stored CSV, refuses malformed input without touching outputs."""
 import os.path as osp
 import subprocess
 import sys
 
 from helpers import REPO
 
-SCRIPT = osp.join(REPO, 'reproduce', 'overhead_table.py')
+SCRIPT = osp.join(REPO, 'reproduce', 'bench', 'overhead_table.py')
 
 
 def run(*args):

@@ -1,4 +1,4 @@
-"""reproduce/profile_train_step.py on the CPU: mmengine's loop runs, the parts are attributed, files written."""
+"""reproduce/bench/profile_train_step.py on the CPU: mmengine's loop runs, the parts are attributed, files written."""
 import os.path as osp
 import sys
 
@@ -14,7 +14,7 @@ sys.path.insert(0, REPO)
 @pytest.mark.skipif(not osp.isfile(osp.join(FASHION_MNIST_DIR, 'train-images-idx3-ubyte.gz')),
                     reason='Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)')
 def test_profile_attributes_time_to_the_parts_of_a_step(tmp_path, capsys):
-    from reproduce import profile_train_step as pts
+    from reproduce.bench import profile_train_step as pts
     data = str(tmp_path / 'data')
     generate(data, PRESETS['smoke'], workers=1, log=None)
     out, summary = tmp_path / 'p.csv', tmp_path / 'p.md'
@@ -33,7 +33,7 @@ def test_profile_attributes_time_to_the_parts_of_a_step(tmp_path, capsys):
 
 
 def test_missing_data_root_says_how_to_make_it(tmp_path):
-    from reproduce import profile_train_step as pts
+    from reproduce.bench import profile_train_step as pts
     with pytest.raises(SystemExit):
         pts.parse_args(['configs/mini/detr_r18_1xb16-mini.py', '--data-root', str(tmp_path / 'none')])
 
@@ -42,7 +42,7 @@ def test_sync_tracer_counts_syncs_by_calling_line():
     """The tracer's warning handler (what ``set_sync_debug_mode('warn')`` calls on the GPU) counts each sync at
     the Python line that made it and passes other warnings on."""
     import warnings
-    from reproduce.profile_train_step import SyncTracer
+    from reproduce.bench.profile_train_step import SyncTracer
     tracer = SyncTracer()
     passed_on = []
     tracer._saved = (lambda *a, **k: passed_on.append(str(a[0])), warnings.filters[:])
@@ -59,7 +59,7 @@ def test_sync_tracer_counts_syncs_by_calling_line():
 
 
 def test_sync_trace_needs_a_trace_dir(tmp_path, capsys):
-    from reproduce import profile_train_step as pts
+    from reproduce.bench import profile_train_step as pts
     (tmp_path / 'annotations').mkdir()
     argv = ['configs/mini/detr_r18_1xb16-mini.py', '--sync-trace', '--data-root', str(tmp_path)]
     with pytest.raises(SystemExit):

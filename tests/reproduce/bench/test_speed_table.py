@@ -1,11 +1,11 @@
-"""reproduce/speed_table.py: renders the stored speed CSV; refuses malformed input without writing."""
+"""reproduce/bench/speed_table.py: renders the stored speed CSV; refuses malformed input without writing."""
 import os.path as osp
 import subprocess
 import sys
 
 from helpers import REPO
 
-SCRIPT = osp.join(REPO, 'reproduce', 'speed_table.py')
+SCRIPT = osp.join(REPO, 'reproduce', 'bench', 'speed_table.py')
 
 
 def run(*args):
@@ -13,9 +13,9 @@ def run(*args):
 
 
 def test_renders_stored_csv_into_readme_block(tmp_path):
-    out, readme = tmp_path / 'speed.md', tmp_path / 'README.md'
-    readme.write_text('intro\n<!-- speed_mini:start -->\nold\n<!-- speed_mini:end -->\nafter\n')
-    res = run(osp.join(REPO, 'results/measured/speed.csv'), '--out', str(out), '--readme', str(readme))
+    out, readme = tmp_path / 'speed_mini_detr.md', tmp_path / 'README.md'
+    readme.write_text('intro\n<!-- speed_mini_detr:start -->\nold\n<!-- speed_mini_detr:end -->\nafter\n')
+    res = run(osp.join(REPO, 'results/measured/speed_mini_detr.csv'), '--out', str(out), '--readme', str(readme))
     assert res.returncode == 0, res.stderr
     table = out.read_text()
     rows = [line for line in table.splitlines() if line.startswith('| `')]
@@ -37,7 +37,7 @@ def test_malformed_or_missing_csv_is_refused(tmp_path):
 
 def test_rows_of_several_rounds_show_their_range(tmp_path):
     import pandas as pd
-    df = pd.read_csv(osp.join(REPO, 'results/measured/speed_fp32_backward_quiet.csv')).head(2)
+    df = pd.read_csv(osp.join(REPO, 'results/archive/2026-11-21/measured/speed_fp32_backward_quiet.csv')).head(2)
     df['rounds'], df['s_per_iter_min'], df['s_per_iter_max'] = [3, 1], [0.41, 0.17], [0.45, 0.17]
     csv, out = tmp_path / 'speed.csv', tmp_path / 'speed.md'
     df.to_csv(csv, index=False)
@@ -50,7 +50,7 @@ def test_rows_of_several_rounds_show_their_range(tmp_path):
 
 def test_speedup_shows_its_range_over_paired_rounds(tmp_path):
     import pandas as pd
-    df = pd.read_csv(osp.join(REPO, 'results/measured/speed_fp32_backward_quiet.csv')).head(2)
+    df = pd.read_csv(osp.join(REPO, 'results/archive/2026-11-21/measured/speed_fp32_backward_quiet.csv')).head(2)
     df['rounds'], df['s_per_iter_min'], df['s_per_iter_max'] = [2, 2], [0.41, 0.16], [0.45, 0.17]
     df['speedup_rounds_min'], df['speedup_rounds_max'] = [1.0, 2.18], [1.0, 2.9]
     csv, out = tmp_path / 'speed.csv', tmp_path / 'speed.md'

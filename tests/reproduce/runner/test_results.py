@@ -1,12 +1,16 @@
-"""reproduce/detection_results.py: the table says when a baseline did not learn."""
-import sys
+"""reproduce/runner/results.py: the table says when a baseline did not learn."""
+from reproduce.runner.results import render_table, results_frame
+from reproduce.tables.detection import SPEC
 
-import pandas as pd
+METRICS = tuple(SPEC.metrics)
 
-from helpers import REPO
 
-sys.path.insert(0, REPO)
-METRICS = ('AP', 'AP50', 'AP75', 'APs', 'APm', 'APl')
+def frame(rows):
+    return results_frame(rows, SPEC)
+
+
+def table(df):
+    return render_table(df, None, SPEC, scale='mini')
 
 
 def _rows(detector, base_aps, bf_aps):
@@ -16,21 +20,23 @@ def _rows(detector, base_aps, bf_aps):
 
 
 def test_a_baseline_at_chance_is_flagged_and_a_learned_one_is_not():
-    from reproduce.detection_results import render_table, results_frame
-    df = results_frame(_rows('DETR', [0.0, 0.2], [0.1, 0.0]) + _rows('DeformableDETR', [31.0, 32.0], [33.0, 33.5]))
-    table = render_table(df, None, scale='mini')
-    note = [line for line in table.splitlines() if 'Not a measurement' in line]
+    df = frame(_rows('DETR', [0.0, 0.2], [0.1, 0.0]) + _rows('DeformableDETR', [31.0, 32.0], [33.0, 33.5]))
+    note = [line for line in table(df).splitlines() if 'Not a measurement' in line]
     assert len(note) == 1 and 'DETR' in note[0] and 'DeformableDETR' not in note[0]
-    learned = results_frame(_rows('DeformableDETR', [31.0], [33.0]))
-    assert 'Not a measurement' not in render_table(learned, None, scale='mini')
+    learned = frame(_rows('DeformableDETR', [31.0], [33.0]))
+    assert 'Not a measurement' not in table(learned)
 
 
 def test_single_runs_at_chance_are_named_in_rows_that_learned():
-    from reproduce.detection_results import render_table, results_frame
-    df = results_frame(_rows('DETR', [0.0, 0.2], [0.1, 0.0]) + _rows('ConditionalDETR', [0.3, 27.0, 26.0],
-                                                                     [31.0, 28.0, 26.0]))
-    lines = [line for line in render_table(df, None, scale='mini').splitlines() if 'Runs at chance' in line]
+    df = frame(_rows('DETR', [0.0, 0.2], [0.1, 0.0]) + _rows('ConditionalDETR', [0.3, 27.0, 26.0], [31.0, 28.0, 26.0]))
+    lines = [line for line in table(df).splitlines() if 'Runs at chance' in line]
     assert len(lines) == 1
     assert 'ConditionalDETR: baseline seed 0 (1 of 3)' in lines[0] and lines[0].count('DETR:') == 1
-    clean = results_frame(_rows('ConditionalDETR', [27.0, 26.0], [28.0, 26.0]))
-    assert 'Runs at chance' not in render_table(clean, None, scale='mini')
+    clean = frame(_rows('ConditionalDETR', [27.0, 26.0], [28.0, 26.0]))
+    assert 'Runs at chance' not in table(clean)
+
+
+def test_a_csv_without_some_metrics_renders_them_as_missing():
+    df = frame([dict(detector='DETR', bf=bf, seed=s, AP=20.0 + bf + s) for s in (0, 1) for bf in (0, 1)])
+    row = next(line for line in table(df).splitlines() if line.startswith('| DETR |'))
+    assert row.startswith('| DETR | 2/2 | 20.5 ± 0.7 | 21.5 ± 0.7 | +1.0 [+1.0, +1.0] | n/a | n/a | missing | missing |')

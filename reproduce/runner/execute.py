@@ -1,0 +1,172 @@
+"""Training a table's runs as subprocesses: several at once, each pinned to a GPU, until done or a deadline."""
+from __future__ import annotations
+
+import os
+import os.path as osp
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+
+from .runs import Run, add_progress, finish_run, last_checkpoint, mark_started, run_state
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def train_command(run: Run, gpus: int, resume: bool):
+    """``tools/train.py`` on the run's config; through torchrun (``tools/dist_train.sh``) when ``gpus`` > 1."""
+    cfg_file = osp.join(run.work_dir, 'run_config.py')
+    if gpus > 1:
+        cmd = ['bash', osp.join(REPO, 'tools/dist_train.sh'), cfg_file, str(gpus)]
+    else:
+        cmd = [sys.executable, osp.join(REPO, 'tools/train.py'), cfg_file]
+    cmd += ['--work-dir', run.work_dir]
+    if resume:
+        cmd.append('--resume')
+    return cmd
+
+
+def evaluate_command(run: Run):
+    """Validation only, for a run whose last checkpoint is its final one."""
+    return [sys.executable, osp.join(REPO, 'tools/test.py'), osp.join(run.work_dir, 'run_config.py'),
+            last_checkpoint(run), '--work-dir', osp.join(run.work_dir, 'final_eval')]
+
+
+def foreign_message(run: Run, ident) -> str:
+    return (f'error: {run.work_dir} holds a run started on another dataset than this call\'s ({ident.dataset}); it is '
+            f'left as it is: pass --work-root DIR for these runs, or move it away')
+
+
+def command(run: Run, state: str, gpus: int):
+    return evaluate_command(run) if state == 'evaluate' else train_command(run, gpus, resume=state == 'interrupted')
+
+
+class RunProcess:
+    """One training subprocess; its output goes to train.log and, filtered when several run, to the console."""
+
+    def __init__(self, run: Run, cmd, env, verbose: bool, label: str, metric_key: str, gpu=None):
+        self.run, self.label, self.verbose, self.gpu = run, label, verbose, gpu  # gpu: the id it is pinned to
+        self.metric_key = metric_key
+        self.start = time.time()
+        self.log = open(osp.join(run.work_dir, 'train.log'), 'a')
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, bufsize=1)
+        self.thread = threading.Thread(target=self._pump, daemon=True)
+        self.thread.start()
+
+    def _pump(self):
+        for line in self.proc.stdout:
+            self.log.write(line)
+            if self.verbose or 'Iter(train)' in line or 'Iter(val)' in line and self.metric_key in line \
+                    or 'Error' in line or 'error:' in line or 'StopAtDeadlineHook' in line:
+                print(f'{self.label} {line}', end='', flush=True)
+
+    def poll(self):
+        rc = self.proc.poll()
+        if rc is not None:
+            self.thread.join()
+            self.log.close()
+        return rc
+
+
+def visible_gpus():
+    """The GPU ids this process may use: ``CUDA_VISIBLE_DEVICES`` when set, else every GPU torch sees."""
+    env = os.environ.get('CUDA_VISIBLE_DEVICES')
+    if env is not None:
+        return [g.strip() for g in env.split(',') if g.strip()]
+    import torch
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
+def gpu_slots(args, scale):
+    """Where each of the ``--parallel`` runs trains: a list of GPU ids (a run takes one and gives it back when
+    it ends), ids repeated round-robin when more runs than GPUs train at once; None when runs are not pinned
+    (a CPU-only scale, a scale where each run spans ``--gpus`` GPUs, or a single run)."""
+    if scale.cpu_only or (not scale.one_run_per_gpu and args.gpus > 1):
+        return None
+    gpus = args.gpu_ids if args.gpu_ids is not None else visible_gpus()
+    if args.parallel == 1 and args.gpu_ids is None or not gpus:
+        return None
+    return [gpus[i % len(gpus)] for i in range(args.parallel)]
+
+
+def execute(runs, args, scale, spec, stored_keys, ident_of, build_config, logs_dir, hardware_name):
+    """Train (or evaluate) what is not finished, at most ``args.parallel`` at a time. Returns (rows, failed).
+
+    ``ident_of[config]``: the runs' :class:`~reproduce.runner.runs.Identity`; ``build_config(run)``: the config
+    a new run trains with."""
+    todo = []
+    for i, run in enumerate(runs, 1):
+        state = run_state(run, stored_keys, args.force, ident_of[run.config])
+        if state == 'foreign':
+            raise SystemExit(foreign_message(run, ident_of[run.config]))
+        if state == 'redo':
+            shutil.rmtree(run.work_dir, ignore_errors=True)
+            state = 'new'
+        if state == 'finished':
+            print(f'[{i}/{len(runs)}] {run.name}: finished, skipped')
+            continue
+        todo.append((i, run, state))
+    todo.sort(key=lambda item: item[2] != 'interrupted')  # resume first: they hold checkpoints of this machine
+    rows, running, failed = [], [], []
+    slots = gpu_slots(args, scale)  # one entry per run that may train at once; None: the processes share the GPUs
+    deadline = time.time() + args.deadline if args.deadline else None
+    env = dict(os.environ, PYTHON=sys.executable)
+    if deadline:
+        env['BF_DEADLINE'] = str(deadline)
+    if scale.cpu_only:
+        env['CUDA_VISIBLE_DEVICES'] = ''
+    if args.parallel > 1:
+        env.setdefault('OMP_NUM_THREADS', str(max(1, (os.cpu_count() or 2) // (2 * args.parallel))))
+    gpus_per_run = 1 if scale.one_run_per_gpu else args.gpus
+    metric_key = spec.metrics[spec.primary]
+    queue = list(todo)
+    try:
+        while queue or running:
+            while queue and len(running) < args.parallel:
+                if deadline and deadline - time.time() < args.min_start_s:
+                    print(f'deadline near: {len(queue)} run(s) not started; call again to continue')
+                    queue = []
+                    break
+                i, run, state = queue.pop(0)
+                ident = ident_of[run.config]
+                os.makedirs(run.work_dir, exist_ok=True)
+                if state == 'new' or not osp.isfile(osp.join(run.work_dir, 'run_config.py')):
+                    build_config(run).dump(osp.join(run.work_dir, 'run_config.py'))
+                    mark_started(run, ident)
+                cmd = command(run, state, gpus_per_run)
+                verb = {'interrupted': 'resuming', 'evaluate': 'evaluating its last checkpoint'}.get(state, 'starting')
+                run_env, gpu = env, None
+                if slots:
+                    gpu = slots.pop(0)
+                    run_env = dict(env, CUDA_VISIBLE_DEVICES=gpu)
+                    verb += f' on GPU {gpu}'
+                print(f'[{i}/{len(runs)}] {run.name}: {verb} ({run.config}, seed {run.seed})', flush=True)
+                running.append(RunProcess(run, cmd, run_env, verbose=args.parallel == 1, label=f'[{run.name}]',
+                                          metric_key=metric_key, gpu=gpu))
+            time.sleep(0.5)
+            for rp in list(running):
+                rc = rp.poll()
+                if rc is None:
+                    continue
+                running.remove(rp)
+                if rp.gpu is not None:
+                    slots.append(rp.gpu)
+                add_progress(rp.run, time.time() - rp.start)
+                if rc != 0:
+                    failed.append(rp.run.name)
+                    print(f'{rp.run.name}: FAILED (exit {rc}); see {osp.join(rp.run.work_dir, "train.log")}')
+                    continue
+                row = finish_run(rp.run, spec, ident_of[rp.run.config], args.scale, logs_dir, hardware_name)
+                if row is None:
+                    print(f'{rp.run.name}: stopped before its last iteration (deadline); it resumes on the next call')
+                else:
+                    print(f'{rp.run.name}: finished, {spec.primary} {row[spec.primary]:.2f}')
+                    rows.append(row)
+    except KeyboardInterrupt:
+        for rp in running:  # stop the training processes too; their checkpoints let the next call resume
+            rp.proc.terminate()
+        raise
+    return rows, failed

@@ -1,0 +1,116 @@
+"""What a paper table is, for the shared runner: its rows, arms, configs, metrics, paper numbers and scales.
+
+A table crosses *rows* (detectors, models) with *arms* (the baseline and BatchFormerV2; later, variants) and
+seeds. Every run is one (row, arm, seed) and trains one config. The runner (:mod:`reproduce.runner.cli`) does
+the rest the same way for every table; a table module (``reproduce/tables/<name>.py``) only fills in a
+:class:`TableSpec`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Optional, Sequence, Tuple
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One column group of a table: the runs of one kind.
+
+    Attributes:
+        value: its value in the CSV's arm column (detection: ``bf`` = 0 or 1).
+        tag: its part of a run's name (``DETR-base-s0``, ``DETR-bf-s0``).
+        label: its name in the table's header (``baseline``, ``+BF``).
+        name: its name in the table's notes (``baseline``, ``BF``).
+    """
+    value: int
+    tag: str
+    label: str
+    name: str
+
+
+@dataclass(frozen=True)
+class Scale:
+    """One scale of a table: its data, default rows and seeds, and what it changes in the configs.
+
+    Attributes:
+        data: ``'canvas'`` (the Fashion-MNIST canvases, made by the runner when the folder is absent or empty)
+            or ``'coco'`` (a COCO-format dataset the user provides).
+        data_root: the default dataset folder, relative to the repository.
+        seeds: seeds per (row, arm) by default.
+        rows: the rows trained by default.
+        canvas_preset: the ``fashion_canvas.PRESETS`` entry the runner generates (``data='canvas'``).
+        overrides: applied to every run's config at this scale (the smoke scale's tiny schedule), or None.
+        banner: printed above the table and in it (the smoke scale's warning), or None.
+        pretrain_backbones: make missing Fashion-MNIST-pretrained backbone checkpoints first.
+        one_run_per_gpu: runs are pinned to one GPU each and spread over the visible GPUs (else one run takes
+            ``--gpus`` GPUs through torchrun).
+        cpu_only: hide the GPUs from the runs.
+    """
+    data: str
+    data_root: str
+    seeds: int
+    rows: Tuple[str, ...]
+    canvas_preset: Optional[str] = None
+    overrides: Optional[Callable] = None
+    banner: Optional[str] = None
+    pretrain_backbones: bool = False
+    one_run_per_gpu: bool = True
+    cpu_only: bool = False
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A paper table.
+
+    Attributes:
+        name: file stem of its outputs: ``results/measured/<name>_<scale>.csv``, ``results/tables/<name>_<scale>.md``,
+            ``results/logs/<name>_<scale>/``; also the work folder ``work_dirs/table_<name>/``.
+        title: the table's heading (``Detection``).
+        row_column: the CSV column naming a run's row (``detector``); also the table's first header.
+        row_option: the command-line option that selects rows (``--detectors``).
+        rows: every row the table knows.
+        arm_column: the CSV column holding an arm's value (``bf``).
+        arms: the arms, the reference (baseline) first.
+        config: ``config(row, arm, scale)`` -> repository-relative config path.
+        metrics: CSV column -> the key of its value in mmengine's validation log (a fraction, stored x100).
+            The first is the primary metric: the table's mean and interval columns, the finished-run check.
+        delta_metrics: further metrics whose paired difference the table shows.
+        mean_metrics: further metrics whose per-arm mean the table shows.
+        unit: what the numbers are, for the table's legend (``AP points``).
+        delta_meaning: what a Δ is, for the legend (``BatchFormerV2 − baseline``).
+        paper_csv: repository-relative CSV of the published numbers (columns ``method``, the arm column, the
+            metrics, ``source``).
+        paper_setting: where the paper's numbers come from, for the legend.
+        chance: a primary metric below this did not learn (its baseline row is flagged).
+        scales: ``smoke``, ``mini``, ``full``.
+    """
+    name: str
+    title: str
+    row_column: str
+    row_option: str
+    rows: Tuple[str, ...]
+    arm_column: str
+    arms: Tuple[Arm, ...]
+    config: Callable[[str, Arm, str], str]
+    metrics: Dict[str, str]
+    delta_metrics: Tuple[str, ...] = ()
+    mean_metrics: Tuple[str, ...] = ()
+    unit: str = 'points'
+    delta_meaning: str = 'BatchFormerV2 − baseline'
+    paper_csv: str = ''
+    paper_setting: str = ''
+    chance: float = 1.0
+    scales: Dict[str, Scale] = field(default_factory=dict)
+
+    @property
+    def primary(self) -> str:
+        return next(iter(self.metrics))
+
+    @property
+    def key_columns(self) -> Sequence[str]:
+        return [self.row_column, self.arm_column, 'seed']
+
+    def arm(self, value: int) -> Arm:
+        for arm in self.arms:
+            if arm.value == value:
+                return arm
+        raise KeyError(f'{self.name}: no arm with {self.arm_column}={value}')
