@@ -26,7 +26,7 @@ mkdir -p "$OUT"
   --title "Calibration: SMCA-DETR seed 1 (fp16/fp32, lr 2e-4/1e-4) and DETR seed 1 at 3000 iterations (softmax CE: another loss scale)"
 # Convergence of the baselines in numbers (box L1 on the way, AP at the end): SMCA-DETR and Conditional DETR
 # against DETR, whose decoder they were designed to make converge faster. A table, beside the curves figure.
-"$PY" reproduce/log_summary.py results/logs/detection_mini/{SMCADETR-base-s{0,1,2},ConditionalDETR-base-s{0,1,2,3},DETR-base-s{0,1,2}}.json \
+"$PY" analysis/log_summary.py results/logs/detection_mini/{SMCADETR-base-s{0,1,2},ConditionalDETR-base-s{0,1,2,3},DETR-base-s{0,1,2}}.json \
   --at 500 1000 3000 --out "$TABLES/convergence_mini.md" \
   --title "Mini benchmark baselines, every stored seed (results/logs/detection_mini; provenance in results/measured/detection_mini.csv): box L1 on the way and AP at the end (DETR trains 8000 iterations, the others 3000; DETR and SMCA-DETR at lr 1e-4, Conditional DETR at 2e-4)"
 shopt -s nullglob

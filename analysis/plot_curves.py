@@ -19,7 +19,7 @@ from collections import defaultdict
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from reproduce.log_summary import AP_KEY, read_log, run_name  # noqa: E402
+from analysis.log_summary import AP_KEY, read_log, run_name  # noqa: E402
 
 SEED = re.compile(r'-s(\d+)$')
 

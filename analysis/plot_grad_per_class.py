@@ -1,5 +1,5 @@
 """Gradient magnitude per class: how much gradient each class's images receive from the other images through
-BatchFormerV2, from GradPerClassHook's logs (``grad_per_class.json``; mmdet_plugins/engine/grad_per_class_hook.py).
+BatchFormerV2, from GradPerClassHook's logs (``grad_per_class.json``; mmdet_plugins/analysis/grad_per_class_hook.py).
 
     python analysis/plot_grad_per_class.py LOG... -o results/figures/grad_per_class_mini.png [--labels A B ...]
 
