@@ -22,7 +22,7 @@ import os.path as osp
 from mmdet_plugins.utils.provenance import atomic_write_text
 
 from . import data as D
-from .execute import command, execute, foreign_message, visible_gpus
+from .execute import command, execute, visible_gpus
 from .results import ResultsFileError, read_results_csv, render_table, render_time_table, results_frame
 from .runs import Identity, Run, Schedule, read_result, run_state
 from .spec import TableSpec
@@ -160,11 +160,14 @@ def main(spec: TableSpec, argv=None) -> int:
     except ResultsFileError as e:
         D.fail(str(e))
 
+    states = {run.name: run_state(run, stored_keys, args.force, ident_of[run.config]) for run in train_runs}
+    foreign = [run for run in train_runs if states[run.name] == 'foreign']
+    if foreign:
+        D.fail(f'{foreign[0].work_dir} holds a run started on another dataset than this call\'s '
+               f'({dataset.id}); it is left as it is: pass --work-root DIR for these runs, or move it away')
     if args.dry_run:
         for i, run in enumerate(train_runs, 1):
-            state = run_state(run, stored_keys, args.force, ident_of[run.config])
-            if state == 'foreign':
-                raise SystemExit(foreign_message(run, ident_of[run.config]))
+            state = states[run.name]
             print(f'[{i}/{len(train_runs)}] {run.name} ({state}): '
                   f'{" ".join(command(run, state, 1 if scale.one_run_per_gpu else args.gpus))}')
         return 0
@@ -207,10 +210,12 @@ def main(spec: TableSpec, argv=None) -> int:
     atomic_write_text(csv_path, df.to_csv(index=False))
     table = render_table(df, paper, spec, scale=args.scale, banner=scale.banner)
     atomic_write_text(table_path, table)
+    written = [table_path]
     if 'wall_s' in df.columns:
         atomic_write_text(time_path, render_time_table(df, spec, args.scale))
+        written.append(time_path)
     print(table)
-    print(f'wrote {csv_path} ({len(df)} rows), {table_path} and {time_path}')
+    print(f'wrote {csv_path} ({len(df)} rows), ' + ' and '.join(written))
     if failed:
         print(f'FAILED runs: {failed}')
         return 1

@@ -34,11 +34,6 @@ def evaluate_command(run: Run):
             last_checkpoint(run), '--work-dir', osp.join(run.work_dir, 'final_eval')]
 
 
-def foreign_message(run: Run, ident) -> str:
-    return (f'error: {run.work_dir} holds a run started on another dataset than this call\'s ({ident.dataset}); it is '
-            f'left as it is: pass --work-root DIR for these runs, or move it away')
-
-
 def command(run: Run, state: str, gpus: int):
     return evaluate_command(run) if state == 'evaluate' else train_command(run, gpus, resume=state == 'interrupted')
 
@@ -93,15 +88,14 @@ def gpu_slots(args, scale):
 
 
 def execute(runs, args, scale, spec, stored_keys, ident_of, build_config, logs_dir, hardware_name):
-    """Train (or evaluate) what is not finished, at most ``args.parallel`` at a time. Returns (rows, failed).
+    """Train (or evaluate) what is not finished, at most ``args.parallel`` at a time (no run may be ``foreign``:
+    the caller refuses those). Returns (rows, failed).
 
     ``ident_of[config]``: the runs' :class:`~reproduce.runner.runs.Identity`; ``build_config(run)``: the config
     a new run trains with."""
     todo = []
     for i, run in enumerate(runs, 1):
         state = run_state(run, stored_keys, args.force, ident_of[run.config])
-        if state == 'foreign':
-            raise SystemExit(foreign_message(run, ident_of[run.config]))
         if state == 'redo':
             shutil.rmtree(run.work_dir, ignore_errors=True)
             state = 'new'

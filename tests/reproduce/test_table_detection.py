@@ -298,7 +298,7 @@ def test_stored_results_on_the_preset_data_do_not_count_for_other_data(dirs, cap
     assert capsys.readouterr().out.count('(finished)') == 4
     users = tmp_path / 'users_data'
     _write_coco_layout(users)
-    with pytest.raises(SystemExit, match=r'^error: .*detection_smoke.csv holds 4 runs on another dataset .*'
+    with pytest.raises(SystemExit, match=r'^error: .*detection_smoke.csv holds 4 runs on another dataset, .*'
                                          r'these runs use ann-[0-9a-f]{12}, .*pass --results-dir'):
         table_main(dict(dirs, data=str(users)), '--dry-run')
     other = dict(dirs, data=str(users), results=str(tmp_path / 'other_results'))
@@ -325,3 +325,13 @@ def test_missing_fashion_mnist_is_one_line(dirs, monkeypatch):
                                          r'dataset-fashion-mnist'):
         table_main(dirs)
     assert not osp.exists(dirs['data'])
+
+
+def test_a_work_dir_started_on_other_data_stops_the_call_and_is_kept(dirs):
+    work = osp.join(dirs['work'], 'smoke', 'DETR-base-s0')
+    os.makedirs(work)
+    with open(osp.join(work, 'dataset.txt'), 'w') as f:
+        f.write('ann-0123456789ab')
+    with pytest.raises(SystemExit, match=r'^error: .*DETR-base-s0 holds a run started on another dataset'):
+        table_main(dirs, '--dry-run')
+    assert os.listdir(work) == ['dataset.txt']
