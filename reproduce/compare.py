@@ -35,7 +35,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from reproduce.runner.results import ResultsFileError, read_results_csv  # noqa: E402
-from reproduce.tables import SPECS  # noqa: E402
+from reproduce.tables import all_specs  # noqa: E402
 
 MARK = '!!'
 
@@ -69,7 +69,8 @@ def table_of(path: str):
             header = f.readline().strip().split(',')
     except OSError:
         header = []
-    return next((spec for spec in SPECS.values() if spec.row_column in header), next(iter(SPECS.values())))
+    specs = all_specs()
+    return next((spec for spec in specs.values() if spec.row_column in header), next(iter(specs.values())))
 
 
 def _read(path: str, spec):

@@ -43,7 +43,7 @@ def read_csv_checked(path: str, required, keys=(), numeric=(), integer=(), text=
             header = f.readline().strip().split(',')
         df = pd.read_csv(path, dtype={c: str for c in set(text) | set(TEXT_COLUMNS) if c in header})
     except Exception as e:  # noqa: BLE001  (pandas' parser errors have several types)
-        raise ResultsFileError(f'{path}: not a readable CSV ({e})')
+        raise ResultsFileError(f'{path}: not a readable CSV ({" ".join(str(e).split())})')
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise ResultsFileError(f'{path}: missing columns {missing} (has {list(df.columns)})')

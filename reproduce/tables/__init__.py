@@ -1,4 +1,9 @@
-"""One module per paper table, each a :class:`~reproduce.runner.TableSpec` (``SPEC``) for the shared runner."""
-from . import detection
+"""One module per paper table, each a :class:`~reproduce.runner.TableSpec` named ``SPEC``, for the shared runner."""
+NAMES = ('detection', )
 
-SPECS = {spec.name: spec for spec in (detection.SPEC, )}
+
+def all_specs() -> dict:
+    """``{name: spec}`` of every table (imported on demand, so that ``python -m reproduce.tables.<name>`` runs
+    its module once)."""
+    import importlib
+    return {name: importlib.import_module(f'{__name__}.{name}').SPEC for name in NAMES}

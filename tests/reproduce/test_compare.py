@@ -180,3 +180,10 @@ def test_malformed_or_mismatched_files_exit_2(tmp_path):
 def test_help_shows_usage():
     res = run('--help')
     assert res.returncode == 0 and 'pooled sd' in res.stdout and 'Exit status' in res.stdout
+
+
+def test_a_file_that_is_not_a_csv_is_one_line(tmp_path):
+    ref = osp.join(REPO, 'results/measured/detection_mini.csv')
+    res = run(osp.join(REPO, 'README.md'), ref)
+    assert res.returncode == 2 and 'not a readable CSV' in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and 'Traceback' not in res.stderr
