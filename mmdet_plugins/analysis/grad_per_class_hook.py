@@ -22,7 +22,7 @@ module's own backward runs, computes every ``g_i`` with a vector-Jacobian produc
 graph (``torch.autograd.grad(Y, X, G with image i's slice zeroed, retain_graph=True)``): the Jacobian is the one
 of this very forward pass (same weights, same dropout masks). ``torch.autograd.grad`` touches no ``.grad`` and
 draws no random numbers, and the hook returns nothing, so training's losses, gradients and random numbers are the
-same with and without the hook (tests/mmdet_plugins/test_grad_per_class_hook.py). Iterations whose ``G`` is not finite
+same with and without the hook (tests/mmdet_plugins/analysis/test_grad_per_class_hook.py). Iterations whose ``G`` is not finite
 (a skipped AMP step) are not measured.
 
 Cost: B backward passes through one BatchFormerV2 layer every ``interval`` iterations. The hook times its own
