@@ -18,23 +18,31 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .global_batch import gather_keys_values, world_size
+
 __all__ = ['BatchFormerV2Layer', 'batch_attention_mask', 'check_insert_idx', 'repeat_batch']
 
 
-def batch_attention_mask(padding_mask: Tensor) -> Tensor:
+def batch_attention_mask(padding_mask: Tensor, key_padding_mask: Optional[Tensor] = None, offset: int = 0) -> Tensor:
     """Which image may attend to which, at each token position.
 
     Args:
-        padding_mask: ``(B, N)`` bool, True at padded tokens.
+        padding_mask: ``(B, N)`` bool, True at the padded tokens of the B query images.
+        key_padding_mask: ``(B_k, N)`` bool for the key images, or None when they are the query images. With the
+            global batch they are every rank's images, the query images among them from index ``offset``.
+        offset: the index of the first query image among the key images.
 
     Returns:
-        ``(N, 1, B, B)`` bool, True where query image i may attend to key image j at position n:
-        both tokens are real, or i == j (a padded token sees only itself, so no row is empty).
+        ``(N, 1, B, B_k)`` bool, True where query image i may attend to key image j at position n:
+        both tokens are real, or j is i itself (a padded token sees only itself, so no row is empty).
     """
-    valid = ~padding_mask.t()  # (N, B)
-    allowed = valid.unsqueeze(2) & valid.unsqueeze(1)  # (N, B, B)
-    eye = torch.eye(padding_mask.size(0), dtype=torch.bool, device=padding_mask.device)
-    return (allowed | eye).unsqueeze(1)
+    keys = padding_mask if key_padding_mask is None else key_padding_mask
+    valid_q, valid_k = ~padding_mask.t(), ~keys.t()  # (N, B), (N, B_k)
+    allowed = valid_q.unsqueeze(2) & valid_k.unsqueeze(1)  # (N, B, B_k)
+    itself = torch.zeros(padding_mask.size(0), keys.size(0), dtype=torch.bool, device=padding_mask.device)
+    itself[:, offset:offset + padding_mask.size(0)] = torch.eye(padding_mask.size(0), dtype=torch.bool,
+                                                                device=padding_mask.device)
+    return (allowed | itself).unsqueeze(1)
 
 
 class BatchFormerV2Layer(nn.Module):
@@ -46,20 +54,25 @@ class BatchFormerV2Layer(nn.Module):
 
     - padding-aware: a padded token neither attends to nor is attended by other images' tokens at its
       position, and its output is its input, unchanged (the official code passes no mask);
-    - one batched ``scaled_dot_product_attention`` call over all positions, no loop over positions.
+    - one batched ``scaled_dot_product_attention`` call over all positions, no loop over positions;
+    - optionally over the global batch (``global_batch=True``): under data-parallel training a rank's images attend
+      to every rank's images (:mod:`.global_batch`); each rank keeps its own images' outputs.
 
     Args:
         embed_dims: channels C. Official default 256.
         num_heads: attention heads. Official default 4.
         feedforward_channels: hidden width of the feed-forward network. Official default 256.
         dropout: dropout probability everywhere in the layer. Official default 0.5.
+        global_batch: attend over the images of every rank of the default process group, not only this rank's
+            (off by default; the same as off without a process group of several processes).
     """
 
     def __init__(self,
                  embed_dims: int = 256,
                  num_heads: int = 4,
                  feedforward_channels: int = 256,
-                 dropout: float = 0.5) -> None:
+                 dropout: float = 0.5,
+                 global_batch: bool = False) -> None:
         super().__init__()
         if embed_dims % num_heads != 0:
             raise ValueError(f'BatchFormerV2Layer: embed_dims ({embed_dims}) must be divisible by '
@@ -70,6 +83,7 @@ class BatchFormerV2Layer(nn.Module):
         self.num_heads = num_heads
         self.feedforward_channels = feedforward_channels
         self.dropout = dropout
+        self.global_batch = bool(global_batch)
         self.in_proj = nn.Linear(embed_dims, 3 * embed_dims)
         self.out_proj = nn.Linear(embed_dims, embed_dims)
         self.norm1 = nn.LayerNorm(embed_dims)
@@ -92,7 +106,8 @@ class BatchFormerV2Layer(nn.Module):
 
     def extra_repr(self) -> str:
         return (f'embed_dims={self.embed_dims}, num_heads={self.num_heads}, '
-                f'feedforward_channels={self.feedforward_channels}, dropout={self.dropout}')
+                f'feedforward_channels={self.feedforward_channels}, dropout={self.dropout}'
+                + (', global_batch=True' if self.global_batch else ''))
 
     def batch_attention(self, x: Tensor, padding_mask: Optional[Tensor] = None) -> Tensor:
         """Multi-head attention across the batch at every token position.
@@ -111,11 +126,16 @@ class BatchFormerV2Layer(nn.Module):
         q, k, v = qkv.unbind(0)
         attn_mask = None
         if padding_mask is not None:
-            attn_mask = batch_attention_mask(padding_mask)
             # zero padded keys and values too: a masked weight times a non-finite padded value is still NaN
             padded = padding_mask.t()[:, None, :, None]  # (N, 1, B, 1)
             k = k.masked_fill(padded, 0.0)
             v = v.masked_fill(padded, 0.0)
+        if self.global_batch and world_size() > 1:
+            k, v, key_padding, offset = gather_keys_values(k, v, padding_mask)  # (N, heads, B_all, head_dims)
+            query_padding = padding_mask if padding_mask is not None else key_padding[offset:offset + B]
+            attn_mask = batch_attention_mask(query_padding, key_padding, offset)
+        elif padding_mask is not None:
+            attn_mask = batch_attention_mask(padding_mask)
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0)
         out = out.permute(2, 0, 1, 3).reshape(B, N, C)  # (N, heads, B, d) -> (B, N, C)

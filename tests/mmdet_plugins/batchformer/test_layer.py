@@ -140,12 +140,13 @@ def test_repeat_batch():
 
 
 def test_core_does_not_import_mmdet():
-    """The core file loads with mmdet, mmcv and mmengine made unimportable."""
-    code = ('import sys, importlib.util\n'
+    """The core files (layer.py and global_batch.py) load with mmdet, mmcv and mmengine made unimportable."""
+    folder = os.path.join(REPO, 'mmdet_plugins', 'batchformer')
+    code = ('import sys, types\n'
             'for m in ("mmdet", "mmcv", "mmengine"): sys.modules[m] = None\n'
-            f'spec = importlib.util.spec_from_file_location("bf", r"{os.path.join(REPO, "mmdet_plugins", "batchformer", "layer.py")}")\n'
-            'mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n'
-            'import torch; print(mod.BatchFormerV2Layer()(torch.randn(2, 3, 256)).shape)\n')
+            f'pkg = types.ModuleType("bfcore"); pkg.__path__ = [r"{folder}"]; sys.modules["bfcore"] = pkg\n'
+            'import bfcore.layer as mod\n'
+            'import torch; print(mod.BatchFormerV2Layer(global_batch=True)(torch.randn(2, 3, 256)).shape)\n')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert 'torch.Size([2, 3, 256])' in out.stdout
