@@ -15,7 +15,7 @@ from mmengine.runner import Runner
 import mmdet_plugins  # noqa: F401
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
-from train import check_data, load_config  # noqa: E402  (tools/train.py)
+from train import check_data, distributed_on_cpu, end_distributed, load_config  # noqa: E402  (tools/train.py)
 
 
 def parse_args(argv=None):
@@ -46,8 +46,11 @@ def main(argv=None):
         cfg.test_evaluator = [cfg.test_evaluator] if isinstance(cfg.test_evaluator, dict) else list(
             cfg.test_evaluator)
         cfg.test_evaluator.append(dict(type='DumpDetResults', out_file_path=args.out))
+    distributed_on_cpu(cfg)
     runner = Runner.from_cfg(cfg)
-    return runner.test()
+    metrics = runner.test()
+    end_distributed()
+    return metrics
 
 
 if __name__ == '__main__':

@@ -2,6 +2,10 @@
 
 Single GPU / CPU:  python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp]
 Multi-GPU:         bash tools/dist_train.sh CONFIG NUM_GPUS [options]  (torchrun, --launcher pytorch)
+Several nodes:     NNODES=2 NODE_RANK=0 MASTER_ADDR=host0 bash tools/dist_train.sh CONFIG GPUS_PER_NODE  (and rank 1)
+
+Without a GPU, ``--launcher pytorch`` trains in several processes on the CPU with the gloo backend (for tests and
+debugging): bash tools/dist_train.sh CONFIG 2.
 
 With the environment variable BF_DEADLINE (Unix time) set, an iteration-based run saves a checkpoint and stops
 at that time (mmdet_plugins StopAtDeadlineHook); ``--resume`` continues it later.
@@ -106,6 +110,29 @@ def add_deadline_hook(cfg: Config) -> None:
         cfg.custom_hooks = hooks + [dict(type='StopAtDeadlineHook')]
 
 
+def distributed_on_cpu(cfg: Config) -> None:
+    """Data-parallel processes without a GPU: the gloo backend, the process group started here (mmengine's own
+    start calls ``torch.cuda.set_device``, which fails without a GPU) and DDP without device ids (a CPU module)."""
+    import torch
+    import torch.distributed as dist
+    if cfg.get('launcher', 'none') == 'none' or torch.cuda.is_available():
+        return
+    cfg.setdefault('env_cfg', {}).setdefault('dist_cfg', {})['backend'] = 'gloo'
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    if cfg.get('model_wrapper_cfg') is None:
+        cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
+                                     find_unused_parameters=cfg.get('find_unused_parameters', False))
+
+
+def end_distributed() -> None:
+    """Leave the process group cleanly (gloo's threads abort a process that exits while it is still up)."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def check_data(cfg: Config) -> None:
     """Stop with one line when a dataset file the config reads is missing (mmengine would fail later with a
     pycocotools traceback); the line says which file and how to make it."""
@@ -119,8 +146,10 @@ def check_data(cfg: Config) -> None:
 def main(argv=None):
     cfg = build_config(parse_args(argv))
     check_data(cfg)
+    distributed_on_cpu(cfg)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     runner.train()
+    end_distributed()
 
 
 if __name__ == '__main__':

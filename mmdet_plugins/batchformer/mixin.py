@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from .layer import BatchFormerV2Layer, check_insert_idx, repeat_batch
 
 MODES = ('two_stream', 'one_stream', 'off')
-LAYER_ARGS = ('embed_dims', 'num_heads', 'feedforward_channels', 'dropout')
+LAYER_ARGS = ('embed_dims', 'num_heads', 'feedforward_channels', 'dropout', 'global_batch')
 DEFAULT_BATCHFORMER = dict(insert_idx=[0], mode='two_stream', shared=True,
                            num_heads=4, feedforward_channels=256, dropout=0.5)
 
@@ -58,6 +58,8 @@ class BatchFormerMixin:
             - ``shared`` (bool): one module for all insertion points (default) or one per index.
             - ``embed_dims``, ``num_heads``, ``feedforward_channels``, ``dropout``: the layer's sizes
               (defaults: the encoder's width, 4, 256, 0.5, as the official code).
+            - ``global_batch`` (bool): under data-parallel training, attend over every rank's images, not only
+              this rank's (:mod:`~mmdet_plugins.batchformer.global_batch`). Default False, as the paper.
         *args, **kwargs: passed to the base detector.
     """
 

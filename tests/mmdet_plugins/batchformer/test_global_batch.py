@@ -53,7 +53,7 @@ def test_two_ranks_equal_one_process_over_the_concatenated_batch(tmp_path):
     pad = [torch.rand(b, 6) < 0.3 for b in sizes]
     w = [torch.randn(b, 6, 8) for b in sizes]
     torch.save(dict(state=layer.state_dict(), x=x, pad=pad, w=w), tmp_path / 'inputs.pt')
-    res = torchrun(2, WORKER, str(tmp_path))
+    res = torchrun(2, WORKER, 'layer', str(tmp_path))
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
 
     xs = torch.cat(x).requires_grad_(True)
@@ -69,3 +69,17 @@ def test_two_ranks_equal_one_process_over_the_concatenated_batch(tmp_path):
     # and the global batch matters: rank 0 alone would compute something else
     alone = layer(x[0], pad[0])
     assert not torch.allclose(alone, ranks[0]['y'], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_a_ranks_plain_stream_stays_independent_of_the_other_ranks_images(tmp_path):
+    """Two ranks train BFDETR with global_batch=True: when rank 1's images change, rank 0's plain stream computes
+    the same and its BatchFormerV2 stream does not (it sees rank 1's images)."""
+    res = torchrun(2, WORKER, 'detector', str(tmp_path))
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    out = torch.load(tmp_path / 'detector_rank0.pt')
+    first, second = out['first'], out['second']  # (layers, 2B, queries, C): plain stream first
+    B = first.size(1) // 2
+    assert B == 2
+    torch.testing.assert_close(first[:, :B], second[:, :B], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(first[:, B:], second[:, B:], atol=1e-4)
