@@ -7,7 +7,8 @@ Every rank runs the same BatchFormerV2 layer (forward and backward of its B imag
 per-GPU attention and once with ``global_batch=True``, alternating in rounds, with a barrier around each timing.
 Reports per variant the median seconds per step over the rounds, the ratio global / per-GPU, the bytes each rank
 gathers per call (keys and values of the other ranks, from the tensors' shapes) and, on GPUs, the peak memory.
-One GPU per process with NCCL where GPUs are visible, else the CPU with gloo. Rank 0 writes the CSV.
+One GPU per process with NCCL where GPUs are visible, else the CPU with gloo. Rank 0 writes the CSV and its
+markdown table (``--table``, default ``results/tables/<csv name>.md``); ``--render CSV`` only renders a stored CSV.
 Defaults: the mini Deformable DETR's encoder tokens at the insertion point (320 px: 40x40 + 20x20 + 10x10 = 2100
 positions, 256 channels, 16 images per GPU).
 """
@@ -35,10 +36,37 @@ def parse_args(argv=None):
     p.add_argument('--rounds', type=int, default=5)
     p.add_argument('--iters', type=int, default=10, help='timed steps per variant and round (after one warm-up)')
     p.add_argument('--out', default=osp.join(REPO, 'results', 'measured', 'global_batch_cost.csv'))
+    p.add_argument('--table', default=None, help='markdown table (default: results/tables/<csv name>.md)')
+    p.add_argument('--render', metavar='CSV', default=None, help='render a stored CSV into --table, measure nothing')
     args = p.parse_args(argv)
     if min(args.batch, args.tokens, args.channels, args.rounds, args.iters) < 1:
         p.error('every size and count must be at least 1')
     return args
+
+
+def render(df) -> str:
+    """Markdown of the benchmark's CSV: one row per variant, then the provenance."""
+    lines = ['| variant | ranks | images per rank | tokens | channels | s / step, median (range) | global / per-GPU | '
+             'MiB gathered per call | peak MiB |', '|---|---|---|---|---|---|---|---|---|']
+    for r in df.itertuples():
+        peak = '–' if r.peak_mib != r.peak_mib else f'{r.peak_mib:.0f}'
+        lines.append(f'| {r.variant} | {r.world_size} | {r.batch_per_rank} | {r.tokens} | {r.channels} | '
+                     f'{r.s_per_step:.3f} ({r.s_per_step_min:.3f}-{r.s_per_step_max:.3f}) | {r.over_per_gpu:.2f} | '
+                     f'{r.gathered_mib_per_call:.1f} | {peak} |')
+    prov = df[['hardware', 'backend', 'dtype', 'torch', 'commit', 'date']].drop_duplicates()
+    lines += ['', f'One BatchFormerV2 layer, forward and backward of each rank\'s images, per-GPU and global batch '
+              f'alternating over {int(df.rounds.iloc[0])} rounds of {int(df.iters.iloc[0])} steps '
+              '(`reproduce/bench/benchmark_global_batch.py`). Measured on: ' + '; '.join(
+                  f'{r.hardware}, {r.backend}, {r.dtype}, torch {r.torch}, commit {r.commit}, {r.date}'
+                  for r in prov.itertuples()) + '.', '']
+    return '\n'.join(lines)
+
+
+def write_table(df, csv_path, table):
+    from mmdet_plugins.utils.provenance import atomic_write_text
+    table = table or osp.join(REPO, 'results', 'tables', osp.splitext(osp.basename(csv_path))[0] + '.md')
+    atomic_write_text(table, render(df))
+    return table
 
 
 def step(layer, x, grad, device):
@@ -50,6 +78,15 @@ def step(layer, x, grad, device):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.render:
+        from reproduce.runner.results import ResultsFileError, read_csv_checked
+        try:
+            df = read_csv_checked(args.render, ['variant', 'world_size', 's_per_step', 'over_per_gpu', 'hardware',
+                                                'commit', 'date'], keys=['variant'])
+        except ResultsFileError as e:
+            raise SystemExit(f'error: {e}')
+        print(f'wrote {write_table(df, args.render, args.table)}')
+        return 0
     if 'RANK' not in os.environ:
         raise SystemExit('error: run it under torchrun: python -m torch.distributed.run --standalone '
                          '--nproc_per_node=2 reproduce/bench/benchmark_global_batch.py')
@@ -102,7 +139,7 @@ def main(argv=None):
         df = pd.DataFrame(rows)
         atomic_write_text(args.out, df.to_csv(index=False))
         print(df.to_string(index=False))
-        print(f'wrote {args.out}')
+        print(f'wrote {args.out} and {write_table(df, args.out, args.table)}')
     dist.barrier()
     dist.destroy_process_group()
     return 0
