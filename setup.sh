@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-command setup: creates .venv in the repository root and installs the pinned OpenMMLab stack,
+# One-command setup: creates .venv in the repository root and installs the pinned OpenMMLab stack (mmdet, mmpretrain),
 # mmcv 2.1.0 built from source with its ops, and this repository (editable).
 # Safe to run again: what is already installed is checked and skipped.
 set -euo pipefail
@@ -70,4 +70,11 @@ if [ ! -f "$FMNIST/train-images-idx3-ubyte.gz" ]; then
   fi
 fi
 
-"$PY" -c "import torch, torchvision, mmcv, mmcv.ops, mmdet, mmengine; print('[setup] ok: torch', torch.__version__, '| torchvision', torchvision.__version__, '| mmcv', mmcv.__version__, '| mmdet', mmdet.__version__, '| mmengine', mmengine.__version__)"
+# 6. transformers stays out of this environment: with pycocotools present it switches on mmpretrain's multimodal
+#    models, whose imports recent transformers breaks (`import mmpretrain.models` fails).
+if "$PY" -c "import importlib.metadata as m; m.version('transformers')" 2>/dev/null; then
+  log "removing transformers from $VENV (it breaks import mmpretrain.models)"
+  "$PY" -m pip uninstall -y -q transformers
+fi
+
+"$PY" -c "import torch, torchvision, mmcv, mmcv.ops, mmdet, mmengine, mmpretrain.models; print('[setup] ok: torch', torch.__version__, '| torchvision', torchvision.__version__, '| mmcv', mmcv.__version__, '| mmdet', mmdet.__version__, '| mmpretrain', mmpretrain.__version__, '| mmengine', mmengine.__version__)"

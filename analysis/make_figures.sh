@@ -37,6 +37,17 @@ else
   echo "skipped grad_per_class_mini.png: no logs under results/logs/grad_per_class/<run>/grad_per_class.json;" \
        "make them on a GPU with bash analysis/train_analysis_runs.sh"
 fi
+# The classification mini table's BatchFormerV2 runs log the gradient per class (ClsGradPerClassHook), one file a seed
+cls_logs=(results/logs/classification_mini/DeiT-T-bf-s*.grad_per_class.json)
+if [ ${#cls_logs[@]} -gt 0 ]; then
+  labels=(); for _ in "${cls_logs[@]}"; do labels+=("DeiT-T + BatchFormerV2, Fashion-MNIST-LT"); done
+  "$PY" analysis/plot_grad_per_class.py "${cls_logs[@]}" --labels "${labels[@]}" \
+    -o "$OUT/grad_per_class_classification_mini.png" --stats "$TABLES/grad_per_class_classification_mini.md" \
+    --title "Gradient each class receives from the other images through BatchFormerV2 (classification, ${#cls_logs[@]} seeds)"
+else
+  echo "skipped grad_per_class_classification_mini.png: no results/logs/classification_mini/DeiT-T-bf-s*.grad_per_class.json;" \
+       "make them with bash reproduce/table_classification.sh --scale mini on a GPU"
+fi
 # Grad-CAM needs checkpoints, which git does not store: analysis/train_analysis_runs.sh trains them (one GPU, about
 # 7 minutes on an H200) into work_dirs/analysis/ and draws results/figures/gradcam/ itself.
 base_ckpt=work_dirs/analysis/deformable-detr-base-s0/iter_1500.pth

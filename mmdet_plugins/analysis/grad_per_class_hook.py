@@ -56,18 +56,21 @@ from ..utils.model_utils import unwrap_model
 __all__ = ['GradPerClassHook', 'cross_sample_grad_norms', 'RunningStats']
 
 
-def cross_sample_grad_norms(y: torch.Tensor, x: torch.Tensor, grad_y: torch.Tensor) -> torch.Tensor:
+def cross_sample_grad_norms(y: torch.Tensor, x: torch.Tensor, grad_y: torch.Tensor,
+                            max_images: int = None) -> torch.Tensor:
     """``||g_i||`` for every image (module docstring), from a forward pass whose graph is still alive.
 
     Args:
         y: ``(B, N, C)`` the module's output (part of a graph).
         x: ``(B, N, C)`` the module's input ``y`` was computed from (requires grad).
         grad_y: ``(B, N, C)`` the loss gradient with respect to ``y``.
+        max_images: measure only the first ``max_images`` images (one backward pass each); None: all B.
 
     Returns:
-        ``(B,)`` float32 norms: image i's slice of the vector-Jacobian product with ``grad_y`` zeroed at image i.
+        ``(B',)`` float32 norms, B' = min(B, max_images): image i's slice of the vector-Jacobian product with
+        ``grad_y`` zeroed at image i.
     """
-    B = y.size(0)
+    B = y.size(0) if max_images is None else min(y.size(0), max_images)
     norms = torch.empty(B, dtype=torch.float32, device=y.device)
     with torch.enable_grad():
         for i in range(B):
@@ -104,16 +107,19 @@ class GradPerClassHook(Hook):
         write_interval: rewrite the json log every ``write_interval`` iterations (and after training).
         filename: the log's name in the work directory.
         warmup: steps left out of the step-time medians (start-up, cudnn autotuning).
+        max_images: measure only the first ``max_images`` images of a measured batch (one backward pass
+            through the module each; the batch is shuffled, so they are a random sample); None: every image.
     """
     priority = 'LOW'
+    frequency_key = 'train_boxes'  # the log's name for a class's training frequency
 
     def __init__(self, interval: int = 10, write_interval: int = 100, filename: str = 'grad_per_class.json',
-                 warmup: int = 20):
-        if interval < 1 or write_interval < 1 or warmup < 0:
-            raise ValueError(f'GradPerClassHook: interval and write_interval must be >= 1 and warmup >= 0, got '
-                             f'{interval}, {write_interval}, {warmup}')
+                 warmup: int = 20, max_images: int = None):
+        if interval < 1 or write_interval < 1 or warmup < 0 or (max_images is not None and max_images < 1):
+            raise ValueError(f'{type(self).__name__}: interval and write_interval must be >= 1, warmup >= 0 and '
+                             f'max_images >= 1 or None, got {interval}, {write_interval}, {warmup}, {max_images}')
         self.interval, self.write_interval, self.filename = interval, write_interval, filename
-        self.warmup = warmup
+        self.warmup, self.max_images = warmup, max_images
         self.step_seconds: Dict[str, List[float]] = dict(measured=[], unmeasured=[])
         self._t_step = None
         self._calls: List[Dict] = []
@@ -136,11 +142,15 @@ class GradPerClassHook(Hook):
             self._handles.append(m.register_forward_hook(self._post_forward))
         dataset = runner.train_dataloader.dataset
         self.classes = list(dataset.metainfo['classes'])
-        self.train_boxes = self._box_counts(dataset)
+        self.train_boxes = self._class_counts(dataset)
         self._t_start = time.perf_counter()
 
+    def _image_classes(self, sample) -> List[int]:
+        """The classes present in one training image (its data sample)."""
+        return sample.gt_instances.labels.tolist()
+
     @staticmethod
-    def _box_counts(dataset) -> List[int]:
+    def _class_counts(dataset) -> List[int]:
         """Boxes per class in the training split (through dataset wrappers)."""
         while hasattr(dataset, 'dataset'):
             dataset = dataset.dataset
@@ -202,7 +212,8 @@ class GradPerClassHook(Hook):
             started = time.perf_counter()
             try:
                 if torch.isfinite(grad).all():
-                    call['norms'] = cross_sample_grad_norms(call['y'], call['x'], grad.detach())
+                    call['norms'] = cross_sample_grad_norms(call['y'], call['x'], grad.detach(),
+                                                            self.max_images)
             finally:
                 call['inside'] = False
                 self.hook_seconds += time.perf_counter() - started
@@ -212,7 +223,7 @@ class GradPerClassHook(Hook):
     def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         if self._armed and self._calls:
             started = time.perf_counter()  # (the VJPs themselves ran inside the backward pass: timed there)
-            labels = [sample.gt_instances.labels.tolist() for sample in data_batch['data_samples']]
+            labels = [self._image_classes(sample) for sample in data_batch['data_samples']]
             measured = False
             for call in self._calls:
                 if call['norms'] is None:
@@ -250,11 +261,12 @@ class GradPerClassHook(Hook):
         rows = []
         for c, name in enumerate(self.classes):
             s = self.stats.get(c, RunningStats())
-            rows.append(dict(class_id=c, name=name, train_boxes=self.train_boxes[c], count=s.count,
+            rows.append(dict(class_id=c, name=name, **{self.frequency_key: self.train_boxes[c]}, count=s.count,
                              mean=s.mean if s.count else None, std=s.std if s.count > 1 else None))
         log = dict(definition='||sum_{j!=i} (dY_j/dX_i)^T dL/dY_j|| per image i, through the BatchFormerV2 '
                               'module, unscaled loss; attributed once to each class present in image i '
                               '(mmdet_plugins/analysis/grad_per_class_hook.py)',
+                   hook=type(self).__name__, max_images=self.max_images,
                    iteration=iterations, interval=self.interval, measured_iters=self.measured_iters,
                    skipped_iters=self.skipped_iters, hook_seconds=round(self.hook_seconds, 3),
                    train_seconds=round(self._elapsed(), 3),

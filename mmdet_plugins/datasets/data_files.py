@@ -46,9 +46,18 @@ def dataset_files(cfg):
     anns, imgs = [], []
     for dataset in _datasets(cfg):
         root = dataset.get('data_root') or ''
+        if dataset.get('type') == 'FashionMNISTLT':  # Fashion-MNIST's own gzipped files
+            from mmdet_plugins.classification.fashion_mnist_lt import default_root, fashion_mnist_files
+            anns += [osp.abspath(p) for p in fashion_mnist_files(root or default_root(), dataset.get('split', 'train'))]
+            continue
         if dataset.get('ann_file'):
             anns.append(osp.abspath(osp.join(root, dataset.ann_file)))
-        for folder in (dataset.get('data_prefix') or {}).values():
+        prefix = dataset.get('data_prefix') or {}
+        if isinstance(prefix, str):  # mmpretrain: one image folder
+            prefix = dict(img=prefix)
+        if not prefix and dataset.get('split') and dataset.get('type') == 'ImageNet':  # mmpretrain's split= layout
+            prefix = dict(img=dataset.split)
+        for folder in prefix.values():
             if isinstance(folder, str):
                 imgs.append(osp.abspath(osp.join(root, folder)))
     for evaluator in ('val_evaluator', 'test_evaluator'):
@@ -73,6 +82,9 @@ def how_to_make(path: str) -> str:
     if '2017' in name:
         return COCO_HINT.replace(', or pass --data-root DIR', ', or point the config\'s data_root elsewhere '
                                  '(--cfg-options)')
+    if name.endswith('-ubyte.gz'):
+        from mmdet_plugins.classification.fashion_mnist_lt import INSTALL_HINT
+        return INSTALL_HINT
     if name in CANVAS_FILES:
         return ('make the Fashion-MNIST canvases: ' + CANVAS_COMMAND.format(root=osp.relpath(root), preset='mini')
                 + ' (or point the config\'s data_root elsewhere with --cfg-options)')

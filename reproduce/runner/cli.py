@@ -40,7 +40,7 @@ def parse_args(spec: TableSpec, argv=None):
     p.add_argument(f'--{spec.row_option}', dest='rows', nargs='+', choices=list(spec.rows), default=None)
     p.add_argument('--gpus', type=int, default=1, help='GPUs per run (full scale, through torchrun)')
     p.add_argument('--data-root', default=None, help='dataset folder (default: ' + ', '.join(
-        f'{name} {s.data_root}' for name, s in spec.scales.items()) + ')')
+        f'{name} {s.data_root or "the installed Fashion-MNIST"}' for name, s in spec.scales.items()) + ')')
     p.add_argument('--work-root', default=osp.join(REPO, 'work_dirs', f'table_{spec.name}'))
     p.add_argument('--results-dir', default=osp.join(REPO, 'results'))
     p.add_argument('--parallel', type=int, default=None,
@@ -64,7 +64,7 @@ def parse_args(spec: TableSpec, argv=None):
     scale = spec.scales[args.scale]
     args.seeds = args.seeds or scale.seeds
     args.rows = args.rows or list(scale.rows)
-    args.data_root = osp.abspath(args.data_root or osp.join(REPO, scale.data_root))
+    args.data_root = osp.abspath(args.data_root or D.default_data_root(scale, REPO))
     if args.parallel is None:
         args.parallel = 1
         if args.scale == 'mini' and not args.dry_run and not args.collect_only:

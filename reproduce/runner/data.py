@@ -59,8 +59,48 @@ class Dataset:
     description: str
 
 
+def default_data_root(scale, repo: str) -> str:
+    """A scale's dataset folder when ``--data-root`` is not given."""
+    if scale.data == 'fashion_mnist' and not scale.data_root:
+        from mmdet_plugins.datasets.fashion_canvas import FASHION_MNIST_DIR
+        return os.environ.get('FASHION_MNIST_DIR', FASHION_MNIST_DIR)
+    return osp.join(repo, scale.data_root)
+
+
+def fashion_mnist_id(root: str, cfg) -> str:
+    """``fmnist-<12 hex>``: a hash of Fashion-MNIST's files and of the training dataset's settings (the
+    long-tail profile and its subsample seed, which decide the images a run trains on)."""
+    from mmdet_plugins.classification.fashion_mnist_lt import fashion_mnist_files
+    h = hashlib.sha1(annotation_id(fashion_mnist_files(root, 'train') + fashion_mnist_files(root, 'test')).encode())
+    settings = {k: v for k, v in cfg.train_dataloader.dataset.items() if k != 'data_root'}
+    h.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    return 'fmnist-' + h.hexdigest()[:12]
+
+
+def inspect_classification_data(root: str, scale, cfg) -> 'Dataset':
+    """Fashion-MNIST (read where it is installed, never written) or the user's ImageNet; one line when missing."""
+    missing = missing_dataset_files(cfg)
+    if scale.data == 'fashion_mnist':
+        from mmdet_plugins.classification.fashion_mnist_lt import INSTALL_HINT
+        if missing:
+            fail(f'Fashion-MNIST not found at {root} (missing {osp.basename(missing[0])}): {INSTALL_HINT}, or pass '
+                 f'--data-root DIR')
+        ident = fashion_mnist_id(root, cfg)
+        return Dataset(root, ident, False, False, f'Fashion-MNIST at {root}')
+    if missing:
+        fail(f'ImageNet not found at {root}: missing {[osp.relpath(p, root) for p in missing]}; put ImageNet-1k '
+             f'there in mmpretrain\'s layout (train/<class>/*.JPEG, val/..., optionally meta/train.txt and '
+             f'meta/val.txt; docs/classification.md), or pass --data-root DIR')
+    anns, folders = dataset_files(cfg)
+    metas = [p for p in anns if osp.isfile(p)]
+    ident = annotation_id(metas) if metas else 'folders-' + hashlib.sha1(
+        ' '.join(sorted(os.listdir(folders[0]))).encode()).hexdigest()[:12]
+    return Dataset(root, ident, False, False, f'ImageNet at {root}')
+
+
 def preset_id(scale) -> Optional[str]:
-    """The identity of a scale's preset data (its canvases), or None (a COCO scale has no preset data)."""
+    """The identity of a scale's preset data (its canvases), or None (COCO, ImageNet and Fashion-MNIST scales have
+    no preset: their rows always record their dataset)."""
     if scale.data != 'canvas':
         return None
     from mmdet_plugins.datasets.fashion_canvas import PRESETS
@@ -74,6 +114,8 @@ def inspect_dataset(root: str, scale, scale_name: str, cfg) -> Dataset:
     COCO scale, for a missing dataset.
     """
     root = osp.abspath(root)
+    if scale.data in ('fashion_mnist', 'imagenet'):
+        return inspect_classification_data(root, scale, cfg)
     entries = sorted(os.listdir(root)) if osp.isdir(root) else None
     if osp.exists(root) and entries is None:
         fail(f'--data-root {root} is a file, not a folder')

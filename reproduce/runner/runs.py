@@ -202,7 +202,7 @@ def finish_run(run: Run, spec: TableSpec, ident: Identity, scale: str, logs_dir:
     values = {}
     for column, key in spec.metrics.items():
         value = float(metrics.get(key, -1))
-        values[column] = round(100.0 * value, 2) if value >= 0 else float('nan')
+        values[column] = round(spec.metric_scale * value, 2) if value == value and value >= 0 else float('nan')
     row = {spec.row_column: run.row, spec.arm_column: run.arm.value, 'seed': run.seed, **values,
            'iterations': ident.schedule.length, 'wall_s': round(progress['wall_s'], 1),
            'sittings': progress['sittings'], 'gpu': hardware_name, 'commit': git_commit(), 'date': today(),
@@ -214,5 +214,10 @@ def finish_run(run: Run, spec: TableSpec, ident: Identity, scale: str, logs_dir:
             merged += [line for line in f if line.strip()]
     if merged:  # (never replace a stored log with nothing)
         atomic_write_text(osp.join(logs_dir, f'{run.name}.json'), ''.join(merged))
+    for name in spec.artifacts:  # files the run wrote beside its logs (e.g. grad_per_class.json)
+        path = osp.join(run.work_dir, name)
+        if osp.isfile(path):
+            with open(path) as f:
+                atomic_write_text(osp.join(logs_dir, f'{run.name}.{name}'), f.read())
     atomic_write_text(osp.join(run.work_dir, 'result.json'), json.dumps(row, indent=1))
     return row

@@ -32,9 +32,12 @@ class Scale:
     """One scale of a table: its data, default rows and seeds, and what it changes in the configs.
 
     Attributes:
-        data: ``'canvas'`` (the Fashion-MNIST canvases, made by the runner when the folder is absent or empty)
-            or ``'coco'`` (a COCO-format dataset the user provides).
-        data_root: the default dataset folder, relative to the repository.
+        data: ``'canvas'`` (the Fashion-MNIST canvases, made by the runner when the folder is absent or empty),
+            ``'coco'`` (a COCO-format dataset the user provides), ``'fashion_mnist'`` (Fashion-MNIST's own files,
+            read as they are: the classification mini benchmark) or ``'imagenet'`` (mmpretrain's ImageNet
+            layout, which the user provides).
+        data_root: the default dataset folder, relative to the repository; None for ``'fashion_mnist'`` (its
+            installed place, ``$FASHION_MNIST_DIR`` or the Debian package's folder).
         seeds: seeds per (row, arm) by default.
         rows: the rows trained by default.
         canvas_preset: the ``fashion_canvas.PRESETS`` entry the runner generates (``data='canvas'``).
@@ -46,7 +49,7 @@ class Scale:
         cpu_only: hide the GPUs from the runs.
     """
     data: str
-    data_root: str
+    data_root: Optional[str]
     seeds: int
     rows: Tuple[str, ...]
     canvas_preset: Optional[str] = None
@@ -71,8 +74,11 @@ class TableSpec:
         arm_column: the CSV column holding an arm's value (``bf``).
         arms: the arms, the reference (baseline) first.
         config: ``config(row, arm, scale)`` -> repository-relative config path.
-        metrics: CSV column -> the key of its value in mmengine's validation log (a fraction, stored x100).
-            The first is the primary metric: the table's mean and interval columns, the finished-run check.
+        metrics: CSV column -> the key of its value in mmengine's validation log (stored times
+            ``metric_scale``). The first is the primary metric: the table's mean and interval columns, the
+            finished-run check.
+        metric_scale: what a logged value is multiplied by to give points (mmdet's fractions: 100; mmpretrain's
+            percentages: 1).
         delta_metrics: further metrics whose paired difference the table shows.
         mean_metrics: further metrics whose per-arm mean the table shows.
         unit: what the numbers are, for the table's legend (``AP points``).
@@ -82,6 +88,8 @@ class TableSpec:
         paper_setting: where the paper's numbers come from, for the legend.
         chance: a primary metric below this did not learn (its baseline row is flagged).
         scales: ``smoke``, ``mini``, ``full``.
+        artifacts: files a run writes into its work directory that are kept with its logs
+            (``<logs>/<run>.<file>``), e.g. ``grad_per_class.json``.
     """
     name: str
     title: str
@@ -92,6 +100,7 @@ class TableSpec:
     arms: Tuple[Arm, ...]
     config: Callable[[str, Arm, str], str]
     metrics: Dict[str, str]
+    metric_scale: float = 100.0
     delta_metrics: Tuple[str, ...] = ()
     mean_metrics: Tuple[str, ...] = ()
     unit: str = 'points'
@@ -100,6 +109,7 @@ class TableSpec:
     paper_setting: str = ''
     chance: float = 1.0
     scales: Dict[str, Scale] = field(default_factory=dict)
+    artifacts: Tuple[str, ...] = ()
 
     @property
     def primary(self) -> str:

@@ -64,6 +64,22 @@ def test_grad_per_class_figure(tmp_path):
     assert_png(out)
 
 
+def test_grad_per_class_figure_of_classification_logs_writes_its_statistics(tmp_path):
+    logs = []
+    for s in range(3):  # images per class instead of boxes (ClsGradPerClassHook); rarer classes get more
+        classes = [dict(class_id=k, name=n, train_images=b, count=4, mean=1.0 + k + 0.1 * s, std=0.1)
+                   for k, (n, b) in enumerate(zip(('a', 'b', 'c', 'd'), (600, 200, 60, 20)))]
+        path = tmp_path / f's{s}.grad_per_class.json'
+        path.write_text(json.dumps(dict(iteration=100, interval=10, classes=classes)))
+        logs.append(str(path))
+    out, stats = str(tmp_path / 'g.png'), str(tmp_path / 'g.md')
+    res = script('plot_grad_per_class.py', *logs, '-o', out, '--labels', 'T', 'T', 'T', '--stats', stats)
+    assert res.returncode == 0, res.stderr
+    assert_png(out)
+    text = open(stats).read()
+    assert 'Spearman rho(training images, mean gradient) = -1.00' in text and '3 runs' in text
+
+
 def test_grad_per_class_refuses_bad_logs(tmp_path):
     out = str(tmp_path / 'g.png')
     bad = tmp_path / 'bad.json'

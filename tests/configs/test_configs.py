@@ -7,8 +7,10 @@ import pytest
 
 from helpers import REPO, load_config
 
-CONFIGS = sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
-                 if '_base_' not in p.split(os.sep))  # _base_ files are fragments, not runnable configs
+ALL_CONFIGS = sorted(osp.relpath(p, REPO) for p in glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+                     if '_base_' not in p.split(os.sep))  # _base_ files are fragments, not runnable configs
+CLASSIFICATION_CONFIGS = [p for p in ALL_CONFIGS if p.startswith('configs/deit/')]  # mmpretrain scope
+CONFIGS = [p for p in ALL_CONFIGS if p not in CLASSIFICATION_CONFIGS]  # detectors (mmdet scope)
 
 
 def test_configs_found():
@@ -76,3 +78,47 @@ def test_config_headers_say_what_the_config_is():
         header = open(osp.join(REPO, path)).read().split('_base_')[0]
         assert 'on the mini benchmark' in header and 'docs/mini_benchmark.md' in header, path
         assert 'results/logs/' not in header and 'stayed at chance' not in header, path
+
+
+# ------------------------------------------------------------------------------------- classification (mmpretrain)
+def test_classification_configs_found():
+    assert len(CLASSIFICATION_CONFIGS) == 12  # 3 models x 3 arms at full scale, 3 arms at the mini scale
+
+
+@pytest.mark.parametrize('path', CLASSIFICATION_CONFIGS)
+def test_classification_config_builds(path):
+    pytest.importorskip('mmpretrain')
+    from mmengine.registry import init_default_scope
+    import mmdet_plugins.classification  # noqa: F401
+    from mmpretrain.registry import MODELS
+    cfg = load_config(path)
+    assert cfg.default_scope == 'mmpretrain' and 'mmdet_plugins.classification' in cfg.custom_imports['imports']
+    init_default_scope('mmpretrain')
+    model = MODELS.build(cfg.model)
+    name = osp.basename(path)
+    assert model.data_preprocessor.std.numel() in (1, 3)  # the normalisation reached the model
+    if name.startswith('bf-'):
+        assert type(model).__name__ == 'BFImageClassifier' and model.backbone.bf_insert_idx == [8]
+        assert model.bf_mode == ('released' if name.startswith('bf-released-') else 'two_stream')
+    else:
+        assert type(model).__name__ == 'ImageClassifier'
+
+
+@pytest.mark.parametrize('path', [p for p in CLASSIFICATION_CONFIGS if not osp.basename(p).startswith('bf-')])
+def test_classification_arms_differ_only_in_batchformer(path):
+    """The BatchFormerV2 configs are their baseline plus the batchformer setting (the two-stream mini config also
+    logs the gradient per class)."""
+    base = load_config(path).to_dict()
+    folder, name = osp.split(path)
+    for prefix, mode in (('bf-', 'two_stream'), ('bf-released-', 'released')):
+        bf = load_config(osp.join(folder, prefix + name)).to_dict()
+        bf_model, base_model = bf.pop('model'), dict(base)['model']
+        hooks = bf.pop('custom_hooks', None)
+        other = {k: v for k, v in base.items() if k not in ('model', 'custom_hooks')}
+        assert {k: v for k, v in bf.items() if k != 'custom_hooks'} == other
+        assert hooks in (base.get('custom_hooks'), [dict(type='ClsGradPerClassHook', interval=50, max_images=16,
+                                                         write_interval=1000)])
+        assert bf_model.pop('type') == 'BF' + base_model['type']
+        assert bf_model['backbone'].pop('batchformer') == dict(insert_idx=[8], mode=mode)
+        assert bf_model['backbone'].pop('type') == 'BF' + base_model['backbone']['type']
+        assert bf_model == {k: v for k, v in base_model.items() if k != 'type'} | dict(backbone=bf_model['backbone'])

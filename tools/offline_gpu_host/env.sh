@@ -6,12 +6,17 @@ set -e
 _repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SITE=${SITE:-/tmp/site}
 export PYTHONPATH="$SITE:$_repo${PYTHONPATH:+:$PYTHONPATH}"
-if python3 -c "import mmcv.ops, mmdet, mmengine, pycocotools" 2>/dev/null; then  # warm machine: done already
+if python3 -c "import mmcv.ops, mmdet, mmengine, pycocotools, mmpretrain" 2>/dev/null; then  # warm machine: done already
   echo "[gpu_env] reusing $SITE"; set +e; return 0
 fi
 mkdir -p "$SITE"
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" \
   $(ls "$_repo"/.whl/*.whl | grep -v '/mmcv-') >/dev/null
+# The image's transformers (5.x) would switch on mmpretrain's multimodal models, whose imports it breaks
+# (`import mmpretrain.models` fails): switch them off in this install (one line of mmpretrain/utils/dependency.py).
+if [ -f "$SITE/mmpretrain/utils/dependency.py" ]; then
+  sed -i 's/^WITH_MULTIMODAL = all(/WITH_MULTIMODAL = False and all(/' "$SITE/mmpretrain/utils/dependency.py"
+fi
 if ls "$_repo"/.whl/mmcv-part-* >/dev/null 2>&1 && ! ls "$_repo"/.whl/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
   cat "$_repo"/.whl/mmcv-part-* > /tmp/mmcv-2.1.0-cp312-cp312-linux_x86_64.whl
   MMCV_WHEEL=/tmp/mmcv-2.1.0-cp312-cp312-linux_x86_64.whl
@@ -28,5 +33,5 @@ else
 fi
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "$MMCV_WHEEL" >/dev/null
 export MMCV_WHEEL
-python3 -c "import torch, mmcv, mmcv.ops, mmdet, mmengine; print('[gpu_env] torch', torch.__version__, 'cuda', torch.cuda.is_available(), '| mmcv', mmcv.__version__, '| mmdet', mmdet.__version__, '| mmengine', mmengine.__version__)"
+python3 -c "import torch, mmcv, mmcv.ops, mmdet, mmengine, mmpretrain.models; print('[gpu_env] torch', torch.__version__, 'cuda', torch.cuda.is_available(), '| mmcv', mmcv.__version__, '| mmdet', mmdet.__version__, '| mmpretrain', mmpretrain.__version__, '| mmengine', mmengine.__version__)"
 set +e

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Download, on a machine with PyPI, what the GPU machine lacks (it reaches no registry): cp312 wheels of the
-# OpenMMLab stack's pure and compiled dependencies, setuptools 69.5.1 and the mmcv 2.1.0 source archive,
+# OpenMMLab stack (mmdet, mmpretrain) and their pure and compiled dependencies, setuptools 69.5.1 and the mmcv 2.1.0 source archive,
 # into .whl/ (git-ignored; carry it with the device run). Then, on the GPU machine: source tools/offline_gpu_host/env.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -12,6 +12,9 @@ fetch() { python3 -m pip download -q --no-deps --only-binary=:all: --python-vers
             "${plat[@]}" -d "$DEST" "$@" 2>&1 | grep -v "^WARNING: Location" || true; }
 fetch mmengine==0.10.7 mmdet==3.3.0 pycocotools==2.0.11 shapely addict yapf platformdirs termcolor \
       terminaltables setuptools==69.5.1
+# mmpretrain (the classification table) and those of its pure-Python requirements that the GPU image lacks (it has
+# einops, rich, click, markdown, zipp; no wheels of them here, so that the image's versions stay in use)
+fetch mmpretrain==1.2.0 mat4py modelindex ordered-set importlib-metadata
 # grad-cam (analysis/gradcam.py) is published as a source archive only: build its pure-python wheel here
 PYW=python3; [ -x .venv/bin/python ] && PYW=.venv/bin/python
 "$PYW" -m pip wheel -q --no-deps -w "$DEST" grad-cam==1.5.7 ttach==0.0.3 2>&1 | grep -v "^WARNING: Location" || true

@@ -2,7 +2,8 @@
 # On the offline GPU host (carry .whl and .data): set up the stack, make the mini data, train/resume a table's mini
 # runs until a deadline inside the host's command limit, and pack the results (CSV, table, json logs) into $OUT.
 #   BF_COMMIT=<commit> bash tools/offline_gpu_host/run_table.sh TABLE [reproduce/table_TABLE.sh options]
-# TABLE: detection (the scripts reproduce/table_*.sh). BUDGET: seconds the command may take (default 585).
+# TABLE: detection, classification (the scripts reproduce/table_*.sh). BUDGET: seconds the command may take (default
+# 585). Optional: GPU_UTIL_LOG=1 samples the GPUs' utilization (nvidia-smi, every 500 ms) into $OUT/gpu_util.csv.
 # Optional: PROFILE_CONFIGS="cfg ..." PROFILE_GPU=3 also runs reproduce/bench/profile_train_step.py on that GPU
 # (give the table script the other GPUs with --gpu-ids) and returns $OUT/profile.tgz.
 # Optional: ANALYSIS_GPU=3 also runs analysis/train_analysis_runs.sh on that GPU (the gradient-per-class run, its
@@ -28,7 +29,14 @@ shift
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 BUDGET=${BUDGET:-585}   # seconds this command may take (the device's limit is 600)
 source tools/offline_gpu_host/env.sh
+[ "$TABLE" = classification ] && export MINI_CANVASES=0  # it reads Fashion-MNIST itself
 source tools/offline_gpu_host/mini_data.sh
+util_pid=
+if [ -n "${GPU_UTIL_LOG:-}" ]; then  # sample the GPUs' utilization every 500 ms while the table trains
+  nvidia-smi --query-gpu=timestamp,index,utilization.gpu,memory.used --format=csv,noheader,nounits -lms 500 \
+    > "$OUT/gpu_util.csv" 2>/dev/null &
+  util_pid=$!
+fi
 prof_pid=
 if [ -n "${PROFILE_CONFIGS:-}" ]; then   # optionally profile a training step on one GPU meanwhile (keep it free)
   mkdir -p /tmp/profile
@@ -110,6 +118,7 @@ if [ -n "$cal_pid" ]; then
   tar czf "$OUT/calibrate.tgz" results/logs/calibration_mini results/tables/calibration_{mini,detr}.md \
     $(ls work_dirs/calib/*.log 2>/dev/null) 2>/dev/null || true
 fi
+[ -n "$util_pid" ] && kill "$util_pid" 2>/dev/null || true
 tar czf "$OUT/results.tgz" results/measured results/tables results/logs 2>/dev/null || true
 nvidia-smi --query-gpu=name,utilization.gpu,memory.used --format=csv,noheader || true
 exit $rc
