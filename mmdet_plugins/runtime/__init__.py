@@ -1,5 +1,7 @@
-"""What the training loop needs on this stack: a deadline stop for time-boxed machines, a checkpoint loader."""
+"""What the training loop needs on this stack: a deadline stop for time-boxed machines, a checkpoint loader, TF32
+matrix products on request."""
 from .checkpoint_loader import load_local_checkpoint
 from .deadline_hook import StopAtDeadlineHook
+from .matmul_precision_hook import Float32MatmulPrecisionHook
 
-__all__ = ['load_local_checkpoint', 'StopAtDeadlineHook']
+__all__ = ['load_local_checkpoint', 'StopAtDeadlineHook', 'Float32MatmulPrecisionHook']

@@ -125,11 +125,13 @@ def render(df) -> str:
     med = df.groupby('variant').s_per_step.median()
     if {'gpu_held', 'per_sample'} <= set(med.index):
         lines += ['', f'per_sample / gpu_held step time: {med["per_sample"] / med["gpu_held"]:.2f}']
-    prov = df[['config', 'workers', 'hardware', 'torch', 'commit', 'date']].drop_duplicates()
+    prov = df[['config', 'hardware', 'torch', 'commit', 'date']].drop_duplicates()
+    workers = sorted(set(int(w) for w in df[df.variant == 'per_sample'].workers)) if 'workers' in df else []
     lines += ['', 'One mini training step each (`reproduce/bench/benchmark_cls_data.py`; busy: the union of CUDA '
-              'kernel and copy intervals over the wall time, torch.profiler). Measured on: ' + '; '.join(
-                  f'`{r.config}`, {r.workers} workers for per_sample, {r.hardware}, torch {r.torch}, commit {r.commit}, '
-                  f'{r.date}' for r in prov.itertuples()), '']
+              'kernel and copy intervals over the wall time, torch.profiler; per_sample with '
+              f'{", ".join(map(str, workers)) or "?"} DataLoader workers). Measured on: ' + '; '.join(
+                  f'`{r.config}`, {r.hardware}, torch {r.torch}, commit {r.commit}, {r.date}' for r in prov.itertuples()),
+              '']
     return '\n'.join(lines)
 
 
@@ -161,6 +163,9 @@ def main(argv=None):
         raise SystemExit(f'error: config {args.config} not found')
     cfg = Config.fromfile(path)
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    for hook in cfg.get('custom_hooks', []):  # what the config's Runner would set (TF32 matrix products)
+        if hook['type'] == 'Float32MatmulPrecisionHook':
+            torch.set_float32_matmul_precision(hook.get('precision', 'high'))
     try:
         held = DATASETS.build(cfg.train_dataloader.dataset)
     except FileNotFoundError as e:

@@ -5,7 +5,8 @@
 
 Builds each config's model (``configs/deit/{,bf-,bf-released-}deit-<model>_*.py``) and runs full training steps
 through mmengine's ``train_step`` (data preprocessor with the config's Mixup/CutMix, forward, loss, backward,
-AdamW step; ``AmpOptimWrapper`` fp16 unless ``--no-amp``) on random images of ``--img-size`` px, the variants
+an AdamW step over all parameters in one group, not the configs' per-parameter groups; ``AmpOptimWrapper`` fp16
+unless ``--no-amp``) on random images of ``--img-size`` px, the variants
 alternating over ``--rounds`` rounds (the first variant changes each round), after one untimed warm-up step each.
 Reports per variant the median seconds per step, its ratio to the baseline and the peak memory; beside the
 two-stream ratio the bound two streams imply for the blocks alone: ``(k + 1 + 2 (depth - k - 1)) / depth`` with the
@@ -65,7 +66,8 @@ def render(df) -> str:
         lines.append(f'| {r.variant} | `{r.config}` | {r.batch} | {r.img_size} | {r.precision} | {r.s_per_step:.4f} '
                      f'({r.s_per_step_min:.4f}-{r.s_per_step_max:.4f}) | {r.over_baseline:.2f} | {bound} | {peak} |')
     prov = df[['hardware', 'torch', 'commit', 'date']].drop_duplicates()
-    lines += ['', f'Full training steps (preprocessor with Mixup/CutMix, forward, backward, AdamW), the variants '
+    lines += ['', f'Full training steps (preprocessor with Mixup/CutMix, forward, backward, AdamW over one parameter '
+              f'group), the variants '
               f'alternating over {int(df.rounds.iloc[0])} rounds of {int(df.iters.iloc[0])} steps '
               '(`reproduce/bench/benchmark_deit_step.py`); the bound counts only the transformer blocks. Measured '
               'on: ' + '; '.join(f'{r.hardware}, torch {r.torch}, commit {r.commit}, {r.date}' for r in prov.itertuples()),

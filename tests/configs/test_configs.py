@@ -88,13 +88,13 @@ def test_classification_configs_found():
 @pytest.mark.parametrize('path', CLASSIFICATION_CONFIGS)
 def test_classification_config_builds(path):
     pytest.importorskip('mmpretrain')
-    from mmengine.registry import init_default_scope
+    from mmengine.registry import DefaultScope
     import mmdet_plugins.classification  # noqa: F401
     from mmpretrain.registry import MODELS
     cfg = load_config(path)
     assert cfg.default_scope == 'mmpretrain' and 'mmdet_plugins.classification' in cfg.custom_imports['imports']
-    init_default_scope('mmpretrain')
-    model = MODELS.build(cfg.model)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        model = MODELS.build(cfg.model)
     name = osp.basename(path)
     assert model.data_preprocessor.std.numel() in (1, 3)  # the normalisation reached the model
     if name.startswith('bf-'):
@@ -116,8 +116,8 @@ def test_classification_arms_differ_only_in_batchformer(path):
         hooks = bf.pop('custom_hooks', None)
         other = {k: v for k, v in base.items() if k not in ('model', 'custom_hooks')}
         assert {k: v for k, v in bf.items() if k != 'custom_hooks'} == other
-        assert hooks in (base.get('custom_hooks'), [dict(type='ClsGradPerClassHook', interval=50, max_images=16,
-                                                         write_interval=1000)])
+        grad_hook = dict(type='ClsGradPerClassHook', interval=50, max_images=16, write_interval=1000)
+        assert hooks in (base.get('custom_hooks'), (base.get('custom_hooks') or []) + [grad_hook])
         assert bf_model.pop('type') == 'BF' + base_model['type']
         assert bf_model['backbone'].pop('batchformer') == dict(insert_idx=[8], mode=mode)
         assert bf_model['backbone'].pop('type') == 'BF' + base_model['backbone']['type']

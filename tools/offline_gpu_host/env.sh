@@ -22,6 +22,8 @@ if ls "$_repo"/.whl/mmcv-part-* >/dev/null 2>&1 && ! ls "$_repo"/.whl/mmcv-2.1.0
   MMCV_WHEEL=/tmp/mmcv-2.1.0-cp312-cp312-linux_x86_64.whl
 elif ls "$_repo"/.whl/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
   MMCV_WHEEL=$(ls "$_repo"/.whl/mmcv-2.1.0-*.whl | head -1)
+elif ls /tmp/mmcv-build/mmcv-2.1.0/dist/mmcv-2.1.0-*.whl >/dev/null 2>&1; then  # built by an earlier command here
+  MMCV_WHEEL=$(ls /tmp/mmcv-build/mmcv-2.1.0/dist/mmcv-2.1.0-*.whl | head -1)
 else
   _t0=$(date +%s)
   rm -rf /tmp/mmcv-build && mkdir -p /tmp/mmcv-build

@@ -14,7 +14,7 @@ fetch mmengine==0.10.7 mmdet==3.3.0 pycocotools==2.0.11 shapely addict yapf plat
       terminaltables setuptools==69.5.1
 # mmpretrain (the classification table) and those of its pure-Python requirements that the GPU image lacks (it has
 # einops, rich, click, markdown, zipp; no wheels of them here, so that the image's versions stay in use)
-fetch mmpretrain==1.2.0 mat4py modelindex ordered-set importlib-metadata
+fetch mmpretrain==1.2.0 mat4py modelindex model-index==0.1.11 ordered-set importlib-metadata==8.7.0  # (10.x needs lazy_importer)
 # grad-cam (analysis/gradcam.py) is published as a source archive only: build its pure-python wheel here
 PYW=python3; [ -x .venv/bin/python ] && PYW=.venv/bin/python
 "$PYW" -m pip wheel -q --no-deps -w "$DEST" grad-cam==1.5.7 ttach==0.0.3 2>&1 | grep -v "^WARNING: Location" || true

@@ -5,4 +5,5 @@ _base_ = './deit-tiny-p4_1xb256-fmnist-lt.py'
 model = dict(
     type='BFImageClassifier',
     backbone=dict(type='BFVisionTransformer', batchformer=dict(insert_idx=[8], mode='two_stream')))
-custom_hooks = [dict(type='ClsGradPerClassHook', interval=50, max_images=16, write_interval=1000)]
+custom_hooks = [dict(type='Float32MatmulPrecisionHook', precision='high'),
+                dict(type='ClsGradPerClassHook', interval=50, max_images=16, write_interval=1000)]
