@@ -62,15 +62,16 @@ def parse_args(argv=None):
 
 
 def table_of(path: str):
-    """The spec of the table whose results ``path`` holds, recognised by its row column (detection's when
-    none is there: reading then names the missing columns)."""
+    """The spec of the table whose results ``path`` holds, recognised by its row and arm columns (detection's
+    when none matches: reading then names the missing columns)."""
     try:
         with open(path) as f:
             header = f.readline().strip().split(',')
     except OSError:
         header = []
     specs = all_specs()
-    return next((spec for spec in specs.values() if spec.row_column in header), next(iter(specs.values())))
+    return next((spec for spec in specs.values() if spec.row_column in header and spec.arm_column in header),
+                next(iter(specs.values())))
 
 
 def _read(path: str, spec):

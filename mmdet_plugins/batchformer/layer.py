@@ -56,7 +56,11 @@ class BatchFormerV2Layer(nn.Module):
       position, and its output is its input, unchanged (the official code passes no mask);
     - one batched ``scaled_dot_product_attention`` call over all positions, no loop over positions;
     - optionally over the global batch (``global_batch=True``): under data-parallel training a rank's images attend
-      to every rank's images (:mod:`.global_batch`); each rank keeps its own images' outputs.
+      to every rank's images (:mod:`.global_batch`); each rank keeps its own images' outputs;
+    - optionally within groups (``group_size=g``): images ``0..g-1``, ``g..2g-1``, ... of the batch attend only to
+      their own group, as if each group were a batch of its own (the paper's runs saw 2-3 images per GPU);
+    - optionally unmasked (``padding_aware=False``): the official computation, where padded tokens attend and are
+      attended like any other and change like any other.
 
     Args:
         embed_dims: channels C. Official default 256.
@@ -65,6 +69,9 @@ class BatchFormerV2Layer(nn.Module):
         dropout: dropout probability everywhere in the layer. Official default 0.5.
         global_batch: attend over the images of every rank of the default process group, not only this rank's
             (off by default; the same as off without a process group of several processes).
+        group_size: attend within groups of this many consecutive images of the batch (None: the whole batch).
+            It must divide the batch (checked at each call); not with ``global_batch``.
+        padding_aware: mask padded tokens (default). False: no mask, as the official code.
     """
 
     def __init__(self,
@@ -72,7 +79,9 @@ class BatchFormerV2Layer(nn.Module):
                  num_heads: int = 4,
                  feedforward_channels: int = 256,
                  dropout: float = 0.5,
-                 global_batch: bool = False) -> None:
+                 global_batch: bool = False,
+                 group_size: Optional[int] = None,
+                 padding_aware: bool = True) -> None:
         super().__init__()
         if embed_dims % num_heads != 0:
             raise ValueError(f'BatchFormerV2Layer: embed_dims ({embed_dims}) must be divisible by '
@@ -84,6 +93,15 @@ class BatchFormerV2Layer(nn.Module):
         self.feedforward_channels = feedforward_channels
         self.dropout = dropout
         self.global_batch = bool(global_batch)
+        if group_size is not None:
+            if not isinstance(group_size, int) or isinstance(group_size, bool) or group_size < 1:
+                raise ValueError(f'BatchFormerV2Layer: group_size must be a whole number >= 1 (images per group), '
+                                 f'or None for the whole batch; got {group_size!r}.')
+            if self.global_batch:
+                raise ValueError('BatchFormerV2Layer: group_size and global_batch cannot be combined (groups are '
+                                 'taken within one rank\'s batch); choose one.')
+        self.group_size = group_size
+        self.padding_aware = bool(padding_aware)
         self.in_proj = nn.Linear(embed_dims, 3 * embed_dims)
         self.out_proj = nn.Linear(embed_dims, embed_dims)
         self.norm1 = nn.LayerNorm(embed_dims)
@@ -107,7 +125,25 @@ class BatchFormerV2Layer(nn.Module):
     def extra_repr(self) -> str:
         return (f'embed_dims={self.embed_dims}, num_heads={self.num_heads}, '
                 f'feedforward_channels={self.feedforward_channels}, dropout={self.dropout}'
-                + (', global_batch=True' if self.global_batch else ''))
+                + (', global_batch=True' if self.global_batch else '')
+                + (f', group_size={self.group_size}' if self.group_size is not None else '')
+                + ('' if self.padding_aware else ', padding_aware=False'))
+
+    def group_mask(self, batch: int, device) -> Optional[Tensor]:
+        """``(1, 1, B, B)`` bool, True where two images are in the same group; None without groups.
+
+        Raises:
+            ValueError: the batch is not a whole number of groups.
+        """
+        g = self.group_size
+        if g is None:
+            return None
+        if batch % g:
+            raise ValueError(f'BatchFormerV2Layer: a batch of {batch} images cannot be split into groups of '
+                             f'group_size={g}: the group size must divide the images per GPU (a BatchFormerV2 '
+                             f'stream has as many images as the batch).')
+        group = torch.arange(batch, device=device) // g
+        return (group[:, None] == group[None, :])[None, None]
 
     def batch_attention(self, x: Tensor, padding_mask: Optional[Tensor] = None) -> Tensor:
         """Multi-head attention across the batch at every token position.
@@ -136,6 +172,9 @@ class BatchFormerV2Layer(nn.Module):
             attn_mask = batch_attention_mask(query_padding, key_padding, offset)
         elif padding_mask is not None:
             attn_mask = batch_attention_mask(padding_mask)
+        groups = self.group_mask(B, x.device)
+        if groups is not None:
+            attn_mask = groups if attn_mask is None else attn_mask & groups
         out = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0)
         out = out.permute(2, 0, 1, 3).reshape(B, N, C)  # (N, heads, B, d) -> (B, N, C)
@@ -157,6 +196,8 @@ class BatchFormerV2Layer(nn.Module):
                 raise ValueError(f'BatchFormerV2Layer: padding_mask must have shape {tuple(x.shape[:2])} '
                                  f'(B, N), got {tuple(padding_mask.shape)}.')
             padding_mask = padding_mask.bool()  # (no `.any()` shortcut: it would sync with the GPU)
+            if not self.padding_aware:  # the official computation: padded tokens are tokens like any other
+                padding_mask = None
         y = self.norm1(x + self.dropout_attn_out(self.batch_attention(x, padding_mask)))
         y = self.norm2(y + self.dropout_ffn_out(self.ffn(y)))
         if padding_mask is not None:

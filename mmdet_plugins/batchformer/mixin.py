@@ -31,7 +31,8 @@ from torch import Tensor, nn
 from .layer import BatchFormerV2Layer, check_insert_idx, repeat_batch
 
 MODES = ('two_stream', 'one_stream', 'off')
-LAYER_ARGS = ('embed_dims', 'num_heads', 'feedforward_channels', 'dropout', 'global_batch')
+LAYER_ARGS = ('embed_dims', 'num_heads', 'feedforward_channels', 'dropout', 'global_batch', 'group_size',
+              'padding_aware')
 DEFAULT_BATCHFORMER = dict(insert_idx=[0], mode='two_stream', shared=True,
                            num_heads=4, feedforward_channels=256, dropout=0.5)
 
@@ -60,6 +61,9 @@ class BatchFormerMixin:
               (defaults: the encoder's width, 4, 256, 0.5, as the official code).
             - ``global_batch`` (bool): under data-parallel training, attend over every rank's images, not only
               this rank's (:mod:`~mmdet_plugins.batchformer.global_batch`). Default False, as the paper.
+            - ``group_size`` (int): attend within groups of this many images of the batch (default None: the
+              whole batch); ``padding_aware`` (bool): mask padded tokens (default True; False: the official
+              unmasked attention). See :class:`~mmdet_plugins.batchformer.layer.BatchFormerV2Layer`.
         *args, **kwargs: passed to the base detector.
     """
 

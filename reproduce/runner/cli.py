@@ -116,8 +116,9 @@ def main(spec: TableSpec, argv=None) -> int:
         print('=' * 100 + '\n' + scale.banner + '\n' + '=' * 100, flush=True)
 
     # the runs, baseline and other arms of a seed side by side, so that partial sittings pair up
+    arms = [arm for arm in spec.arms if scale.arms is None or arm.value in scale.arms]
     runs = [Run(row, arm, seed, spec.config(row, arm, args.scale), '')
-            for row in args.rows for seed in range(args.seeds) for arm in spec.arms]
+            for row in args.rows for seed in range(args.seeds) for arm in arms]
     if args.only:
         by_name = {run.name: run for run in runs}
         unknown = [name for name in args.only if name not in by_name]
@@ -208,7 +209,7 @@ def main(spec: TableSpec, argv=None) -> int:
         return 1 if failed else 0
     df = results_frame(list(rows.values()), spec)
     atomic_write_text(csv_path, df.to_csv(index=False))
-    table = render_table(df, paper, spec, scale=args.scale, banner=scale.banner)
+    table = (spec.render or render_table)(df, paper, spec, scale=args.scale, banner=scale.banner)
     atomic_write_text(table_path, table)
     written = [table_path]
     if 'wall_s' in df.columns:

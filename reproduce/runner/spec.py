@@ -47,6 +47,7 @@ class Scale:
         one_run_per_gpu: runs are pinned to one GPU each and spread over the visible GPUs (else one run takes
             ``--gpus`` GPUs through torchrun).
         cpu_only: hide the GPUs from the runs.
+        arms: the arm values trained at this scale (None: every arm of the table).
     """
     data: str
     data_root: Optional[str]
@@ -58,6 +59,7 @@ class Scale:
     pretrain_backbones: bool = False
     one_run_per_gpu: bool = True
     cpu_only: bool = False
+    arms: Optional[Tuple[int, ...]] = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ class TableSpec:
         scales: ``smoke``, ``mini``, ``full``.
         artifacts: files a run writes into its work directory that are kept with its logs
             (``<logs>/<run>.<file>``), e.g. ``grad_per_class.json``.
+        render: ``render(df, paper, spec, scale, banner) -> markdown`` for the table, or None for the default
+            (:func:`reproduce.runner.results.render_table`: one line per row, the arms side by side).
     """
     name: str
     title: str
@@ -110,6 +114,7 @@ class TableSpec:
     chance: float = 1.0
     scales: Dict[str, Scale] = field(default_factory=dict)
     artifacts: Tuple[str, ...] = ()
+    render: Optional[Callable] = None
 
     @property
     def primary(self) -> str:

@@ -1,5 +1,5 @@
 """One module per paper table, each a :class:`~reproduce.runner.TableSpec` named ``SPEC``, for the shared runner."""
-NAMES = ('detection', 'classification')
+NAMES = ('detection', 'classification', 'ablation')
 
 
 def all_specs() -> dict:

@@ -42,8 +42,9 @@ def test_config_builds(path):
     is_bf = osp.basename(path).startswith('bf-')
     assert type(model).__name__.startswith('BF') == is_bf
     if is_bf:
-        assert model.bf_insert_idx == [0] and model.bf_mode == 'two_stream'
         assert sum(p.numel() for p in model.batchformer.parameters()) > 0
+        if not path.startswith('configs/mini/ablation/'):  # (the ablation variants change the setting: below)
+            assert model.bf_insert_idx == [0] and model.bf_mode == 'two_stream'
 
 
 MINI_DETECTOR_CONFIGS = [p for p in CONFIGS if osp.dirname(p) == 'configs/mini']
@@ -78,6 +79,23 @@ def test_config_headers_say_what_the_config_is():
         header = open(osp.join(REPO, path)).read().split('_base_')[0]
         assert 'on the mini benchmark' in header and 'docs/mini_benchmark.md' in header, path
         assert 'results/logs/' not in header and 'stayed at chance' not in header, path
+
+
+ABLATION_CONFIGS = [p for p in CONFIGS if p.startswith('configs/mini/ablation/')]
+
+
+def test_ablation_configs_found():
+    assert len(ABLATION_CONFIGS) == 10
+
+
+@pytest.mark.parametrize('path', ABLATION_CONFIGS)
+def test_an_ablation_config_changes_one_batchformer_setting_of_the_default(path):
+    default = load_config('configs/mini/bf-deformable-detr_r18_1xb16-mini.py').to_dict()
+    variant = load_config(path).to_dict()
+    d_bf, v_bf = default['model'].pop('batchformer'), variant['model'].pop('batchformer')
+    assert variant == default
+    changed = {k for k in set(d_bf) | set(v_bf) if d_bf.get(k) != v_bf.get(k)}
+    assert len(changed) == 1 or changed == {'insert_idx', 'shared'} or changed == {'insert_idx'}, changed
 
 
 # ------------------------------------------------------------------------------------- classification (mmpretrain)

@@ -229,3 +229,45 @@ def test_single_image_two_stream_warns_once():
         warnings.simplefilter('always')
         model.loss(inputs, samples)
     assert not [w for w in caught if 'one image per GPU' in str(w.message)], 'warn once, not every step'
+
+
+ABLATION_VARIANTS = {
+    'insert after layer 1': dict(insert_idx=[1]),
+    'after both layers, one shared module': dict(insert_idx=[0, 1], shared=True),
+    'after both layers, one module each': dict(insert_idx=[0, 1], shared=False),
+    'unmasked attention': dict(padding_aware=False),
+    'groups of 2 images': dict(group_size=2),
+}
+
+
+@pytest.mark.parametrize('variant', list(ABLATION_VARIANTS))
+def test_plain_stream_is_independent_of_the_other_images_in_every_ablation_variant(variant):
+    """The ablation table's two-stream variants (on Deformable DETR, its detector) keep the plain stream of an image
+    free of every other image, and let the second stream see them (groups: within the group)."""
+    from mmengine.config import ConfigDict
+    import mmdet_plugins  # noqa: F401
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    from helpers import DETECTOR_CONFIGS, load_config, shrink_model_cfg
+    register_all_modules()
+    cfg = shrink_model_cfg(load_config(DETECTOR_CONFIGS['DeformableDETR'][1]).model)
+    cfg.batchformer = ConfigDict(dict(cfg.batchformer, **ABLATION_VARIANTS[variant]))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    quiet_init_weights(model)
+    model = no_dropout(model).train()
+    records = capture_hidden_states(model)
+    inputs, samples = make_batch()
+    B = inputs.size(0)
+    torch.manual_seed(1)
+    model.loss(inputs, samples)
+    h = records[-1]
+    inputs2 = inputs.clone()
+    h1, w1 = samples[1].img_shape
+    inputs2[1, :, :h1, :w1] = torch.randn(3, h1, w1)
+    torch.manual_seed(1)
+    model.loss(inputs2, samples)
+    h2 = records[-1]
+    assert h.size(1) == 2 * B
+    assert torch.allclose(h[:, 0], h2[:, 0], atol=1e-5), 'plain stream of image 0 must not see image 1'
+    assert not torch.allclose(h[:, B], h2[:, B], atol=1e-4), 'BF stream of image 0 must see image 1'

@@ -1,0 +1,5 @@
+# Ablation: BatchFormerV2 Deformable DETR on the mini benchmark with one change from the default setting:
+# without the padding mask (the official code's attention: padded tokens attend and are attended).
+_base_ = '../bf-deformable-detr_r18_1xb16-mini.py'
+
+model = dict(batchformer=dict(padding_aware=False))

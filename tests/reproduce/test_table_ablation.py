@@ -1,0 +1,65 @@
+"""The ablation table (reproduce/tables/ablation.py): its configs, its arms-as-lines table with paired intervals
+against the baseline and the default setting, compare.py on its CSV, and the smoke scale end to end on the CPU."""
+import os.path as osp
+
+import pandas as pd
+import pytest
+
+from helpers import REPO
+from mmdet_plugins.datasets.fashion_canvas import FASHION_MNIST_DIR
+
+
+def test_every_arm_has_a_config():
+    from reproduce.tables.ablation import SPEC, VARIANTS, config_path
+    assert len(SPEC.arms) == len(VARIANTS) == 12 and SPEC.arms[0].tag == 'base' and SPEC.arms[1].tag == 'bf'
+    for v in VARIANTS:
+        assert osp.isfile(osp.join(REPO, config_path('DeformableDETR', v)))
+    with pytest.raises(ValueError, match='no .full. scale'):
+        config_path('DeformableDETR', 0, 'full')
+    with pytest.raises(KeyError, match='unknown variant'):
+        config_path('DeformableDETR', 12)
+
+
+def frame():
+    from reproduce.tables.ablation import SPEC
+    rows = []
+    for seed, (base, default, group2) in enumerate([(30.0, 32.0, 31.0), (31.0, 34.0, 31.5), (32.0, 33.0, 33.5)]):
+        for variant, ap in ((0, base), (1, default), (9, group2)):
+            rows.append(dict(detector='DeformableDETR', variant=variant, seed=seed, AP=ap, AP50=ap + 15, AP75=ap,
+                             iterations=1500, gpu='g', commit='c', date='d', config=SPEC.config('DeformableDETR',
+                                                                                                 SPEC.arm(variant), 'mini')))
+    return pd.DataFrame(rows)
+
+
+def test_table_shows_paired_deltas_against_baseline_and_default():
+    from reproduce.tables.ablation import SPEC, render_ablation
+    text = render_ablation(frame(), None, SPEC, 'mini')
+    line = next(x for x in text.splitlines() if x.startswith('| attention within groups of 2 images |'))
+    cells = [c.strip() for c in line.strip('|').split('|')]
+    # vs baseline: diffs 1.0, 0.5, 1.5 -> +1.0 ± t(0.975, 2) * 0.5 / sqrt(3) = ±1.24; vs default: -1.0, -2.5, +0.5
+    assert cells[1] == '3' and cells[2] == '32.0 ± 1.3'
+    assert cells[3] == '+1.0 [-0.2, +2.2]' and cells[4] == '-1.0 [-4.7, +2.7]'
+    assert '| after encoder layer 2 | not run |' in text
+
+
+def test_compare_recognises_the_ablation_csv(tmp_path):
+    from reproduce import compare
+    csv = tmp_path / 'ablation_mini.csv'
+    frame().to_csv(csv, index=False)
+    assert compare.table_of(str(csv)).name == 'ablation'
+    assert compare.main([str(csv), str(csv)]) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not osp.isfile(osp.join(FASHION_MNIST_DIR, 'train-images-idx3-ubyte.gz')),
+                    reason='Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)')
+def test_smoke_end_to_end(tmp_path, capsys):
+    from reproduce.tables import ablation
+    args = ['--scale', 'smoke', '--work-root', str(tmp_path / 'w'), '--results-dir', str(tmp_path / 'r'),
+            '--data-root', str(tmp_path / 'd')]
+    assert ablation.main(args) == 0
+    df = pd.read_csv(tmp_path / 'r' / 'measured' / 'ablation_smoke.csv')
+    assert sorted(df.variant) == [0, 1, 5, 6, 7, 9] and (df.iterations == 4).all()
+    table = (tmp_path / 'r' / 'tables' / 'ablation_smoke.md').read_text()
+    assert 'SMOKE SCALE' in table and '| attention within groups of 2 images | 1 |' in table
+    assert ablation.main(args) == 0 and capsys.readouterr().out.count('finished, skipped') == 6
