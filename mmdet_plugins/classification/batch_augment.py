@@ -2,8 +2,8 @@
 
 ``ShiftFlipClsDataPreprocessor`` is mmpretrain's ``ClsDataPreprocessor`` (normalisation, batch augments such as
 Mixup/CutMix, one-hot targets) followed, in training only, by a per-image random translation of up to
-``max_shift`` pixels (zero padding, the crop-with-padding of CIFAR-style training) and a horizontal flip with
-probability ``flip_prob``; one batched operation each, no loop over images.
+``max_shift`` pixels (the uncovered border black, pixel value 0: the crop-with-padding of CIFAR-style training) and
+a horizontal flip with probability ``flip_prob``; one batched operation each, no loop over images.
 """
 from __future__ import annotations
 
@@ -15,19 +15,22 @@ from mmpretrain.registry import MODELS
 __all__ = ['ShiftFlipClsDataPreprocessor', 'random_shift_flip']
 
 
-def random_shift_flip(x: torch.Tensor, max_shift: int, flip_prob: float, generator=None) -> torch.Tensor:
-    """Translate each image by a random (dy, dx) in [-max_shift, max_shift] (zeros fill) and flip it
-    horizontally with probability ``flip_prob``.
+def random_shift_flip(x: torch.Tensor, max_shift: int, flip_prob: float, fill=0.0, generator=None) -> torch.Tensor:
+    """Translate each image by a random (dy, dx) in [-max_shift, max_shift] and flip it horizontally with
+    probability ``flip_prob``.
 
     Args:
         x: ``(B, C, H, W)`` float images.
+        fill: what the uncovered border holds: a number, or a ``(1, C, 1, 1)`` tensor (per channel).
 
     Returns:
         ``(B, C, H, W)``.
     """
-    B, _, H, W = x.shape
+    B, C, H, W = x.shape
     if max_shift > 0:
-        padded = F.pad(x, (max_shift, max_shift, max_shift, max_shift))
+        s = max_shift
+        padded = torch.as_tensor(fill, dtype=x.dtype, device=x.device).expand(B, C, H + 2 * s, W + 2 * s).clone()
+        padded[:, :, s:s + H, s:s + W] = x
         shift = torch.randint(0, 2 * max_shift + 1, (2, B), device=x.device, generator=generator)
         rows = (torch.arange(H, device=x.device)[None, :] + shift[0][:, None])  # (B, H)
         cols = (torch.arange(W, device=x.device)[None, :] + shift[1][:, None])  # (B, W)
@@ -42,7 +45,8 @@ def random_shift_flip(x: torch.Tensor, max_shift: int, flip_prob: float, generat
 
 @MODELS.register_module()
 class ShiftFlipClsDataPreprocessor(ClsDataPreprocessor):
-    """``ClsDataPreprocessor`` plus a random shift and horizontal flip in training (module docstring).
+    """``ClsDataPreprocessor`` plus a random shift and horizontal flip in training (module docstring). The border
+    a shift uncovers holds pixel value 0 (black, Fashion-MNIST's background), normalised as the image is.
 
     Args:
         max_shift: largest translation in pixels (0: none).
@@ -60,5 +64,8 @@ class ShiftFlipClsDataPreprocessor(ClsDataPreprocessor):
     def forward(self, data: dict, training: bool = False) -> dict:
         data = super().forward(data, training)
         if training:
-            data['inputs'] = random_shift_flip(data['inputs'], self.max_shift, self.flip_prob)
+            fill = (0.0 - self.mean) / self.std if self._enable_normalize else 0.0  # raw 0, normalised: (1, C, 1, 1)
+            if isinstance(fill, torch.Tensor):
+                fill = fill.view(1, -1, 1, 1)
+            data['inputs'] = random_shift_flip(data['inputs'], self.max_shift, self.flip_prob, fill=fill)
         return data

@@ -77,9 +77,10 @@ class BFVisionTransformer(VisionTransformer):
         super().init_weights()
         if self.bf_mode == 'off':
             return
-        for m in self.batchformer.modules():
+        for m in self.batchformer.modules():  # every Linear and LayerNorm first, then the layers' own init on top
             if isinstance(m, (nn.Linear, nn.LayerNorm)):
                 m.reset_parameters()
+        for m in self.batchformer.modules():
             if isinstance(m, BatchFormerV2Layer):
                 m.reset_parameters()
 

@@ -92,7 +92,9 @@ def inspect_classification_data(root: str, scale, cfg) -> 'Dataset':
              f'there in mmpretrain\'s layout (train/<class>/*.JPEG, val/..., optionally meta/train.txt and '
              f'meta/val.txt; docs/classification.md), or pass --data-root DIR')
     anns, folders = dataset_files(cfg)
-    metas = [p for p in anns if osp.isfile(p)]
+    # (mmpretrain's ImageNet reads meta/<split>.txt by itself when the config names no ann_file)
+    metas = sorted({p for p in anns if osp.isfile(p)}
+                   | {osp.join(root, 'meta', f) for f in ('train.txt', 'val.txt') if osp.isfile(osp.join(root, 'meta', f))})
     ident = annotation_id(metas) if metas else 'folders-' + hashlib.sha1(
         ' '.join(sorted(os.listdir(folders[0]))).encode()).hexdigest()[:12]
     return Dataset(root, ident, False, False, f'ImageNet at {root}')

@@ -34,12 +34,12 @@ def frame():
 def test_table_shows_paired_deltas_against_baseline_and_default():
     from reproduce.tables.ablation import SPEC, render_ablation
     text = render_ablation(frame(), None, SPEC, 'mini')
-    line = next(x for x in text.splitlines() if x.startswith('| attention within groups of 2 images |'))
+    line = next(x for x in text.splitlines() if x.startswith('| `group2`: attention within groups of 2 images |'))
     cells = [c.strip() for c in line.strip('|').split('|')]
     # vs baseline: diffs 1.0, 0.5, 1.5 -> +1.0 ± t(0.975, 2) * 0.5 / sqrt(3) = ±1.24; vs default: -1.0, -2.5, +0.5
     assert cells[1] == '3' and cells[2] == '32.0 ± 1.3'
     assert cells[3] == '+1.0 [-0.2, +2.2]' and cells[4] == '-1.0 [-4.7, +2.7]'
-    assert '| after encoder layer 2 | not run |' in text
+    assert '| `insert2`: after encoder layer 2 | not run |' in text
 
 
 def test_compare_recognises_the_ablation_csv(tmp_path):
@@ -61,5 +61,5 @@ def test_smoke_end_to_end(tmp_path, capsys):
     df = pd.read_csv(tmp_path / 'r' / 'measured' / 'ablation_smoke.csv')
     assert sorted(df.variant) == [0, 1, 5, 6, 7, 9] and (df.iterations == 4).all()
     table = (tmp_path / 'r' / 'tables' / 'ablation_smoke.md').read_text()
-    assert 'SMOKE SCALE' in table and '| attention within groups of 2 images | 1 |' in table
+    assert 'SMOKE SCALE' in table and '| `group2`: attention within groups of 2 images | 1 |' in table
     assert ablation.main(args) == 0 and capsys.readouterr().out.count('finished, skipped') == 6

@@ -170,3 +170,19 @@ def test_classifier_refuses_a_feature_count_it_cannot_pair():
     data = model.data_preprocessor(batch(4), training=True)
     with pytest.raises(RuntimeError, match='returned 8 features for 3 samples'):
         model.loss(data['inputs'], data['data_samples'][:3])
+
+
+def test_init_weights_leaves_the_module_with_its_own_initialisation():
+    """The classifier's init_cfg (truncated normal for every Linear) does not reach the BatchFormerV2 layer: it keeps
+    nn.MultiheadAttention's init (zero biases, Xavier input projection), as the official module built after DeiT's."""
+    cfg = dict(type='BFImageClassifier', init_cfg=[dict(type='TruncNormal', layer='Linear', std=.02)],
+               backbone=dict(type='BFVisionTransformer', **VIT, batchformer=dict(insert_idx=[8])),
+               head=dict(type='VisionTransformerClsHead', num_classes=10, in_channels=192))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg)
+    model.init_weights()
+    bf = model.backbone.batchformer
+    assert torch.count_nonzero(bf.in_proj.bias) == 0 and torch.count_nonzero(bf.out_proj.bias) == 0
+    bound = (6 / (192 + 3 * 192)) ** 0.5  # xavier_uniform_ on the (3C, C) input projection
+    assert bf.in_proj.weight.abs().max() <= bound and bf.in_proj.weight.std() > 0.8 * bound / 3 ** 0.5
+    assert model.backbone.layers[0].attn.qkv.weight.std() < 0.03  # the ViT's own layers: truncated normal 0.02

@@ -84,3 +84,17 @@ def test_shift_flip_augmentation():
     assert y.shape == x.shape
     for img, out in zip(x, y):  # each image is its own shifted copy: its values are a subset of the original's
         assert set(out.unique().tolist()) <= set(img.unique().tolist()) | {0.0}
+
+
+def test_the_preprocessor_fills_the_shifted_border_with_normalised_black():
+    from mmdet_plugins.classification.batch_augment import ShiftFlipClsDataPreprocessor
+    from mmpretrain.structures import DataSample
+    pre = ShiftFlipClsDataPreprocessor(max_shift=3, flip_prob=0.0, num_classes=10, mean=[72.94], std=[90.02])
+    data = dict(inputs=torch.full((64, 1, 8, 8), 255, dtype=torch.uint8),
+                data_samples=[DataSample().set_gt_label(0) for _ in range(64)])
+    torch.manual_seed(0)
+    out = pre(data, training=True)['inputs']
+    white, black = (255 - 72.94) / 90.02, (0 - 72.94) / 90.02
+    values = set(round(v, 4) for v in out.unique().tolist())
+    assert values == {round(white, 4), round(black, 4)}  # shifted images show a black border, nothing grey
+    assert torch.allclose(pre(data, training=False)['inputs'], torch.full((64, 1, 8, 8), white))
