@@ -111,16 +111,14 @@ class FashionMNISTLT(torch.utils.data.Dataset):
 
     @staticmethod
     def _read(root: str, split: str):
-        from mmdet_plugins.datasets.fashion_canvas import _read_idx
-        paths = fashion_mnist_files(root, split)
-        missing = [p for p in paths if not osp.isfile(p)]
-        if missing:
-            raise MissingFashionMNIST(f'Fashion-MNIST not found: {missing[0]} is missing; {INSTALL_HINT}')
-        images, labels = _read_idx(paths[0]), _read_idx(paths[1])
-        if images.shape[0] != labels.shape[0] or images.shape[1:] != (28, 28):
-            raise ValueError(f'Fashion-MNIST {split} files under {root} are malformed: images {images.shape}, '
-                             f'labels {labels.shape}')
-        return images, labels
+        """``(images (n, 28, 28) uint8, labels (n,))`` through the canvas generator's reader (its checks), with
+        this dataset's hint when the files are missing."""
+        from mmdet_plugins.datasets import fashion_canvas
+        try:
+            return fashion_canvas.load_fashion_mnist('train' if split == 'train' else 'val', root)
+        except fashion_canvas.MissingFashionMNIST:
+            missing = next(p for p in fashion_mnist_files(root, split) if not osp.isfile(p))
+            raise MissingFashionMNIST(f'Fashion-MNIST not found: {missing} is missing; {INSTALL_HINT}') from None
 
     @property
     def metainfo(self) -> dict:

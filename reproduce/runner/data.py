@@ -62,8 +62,8 @@ class Dataset:
 def default_data_root(scale, repo: str) -> str:
     """A scale's dataset folder when ``--data-root`` is not given."""
     if scale.data == 'fashion_mnist' and not scale.data_root:
-        from mmdet_plugins.datasets.fashion_canvas import FASHION_MNIST_DIR
-        return os.environ.get('FASHION_MNIST_DIR', FASHION_MNIST_DIR)
+        from mmdet_plugins.classification.fashion_mnist_lt import default_root
+        return default_root()
     return osp.join(repo, scale.data_root)
 
 
