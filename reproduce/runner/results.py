@@ -248,17 +248,25 @@ def render_table(df, paper, spec: TableSpec, scale: str, banner=None) -> str:
     if paper is not None:
         sources = sorted(set(paper.source.dropna()))
         lines += ['', 'Paper sources: ' + '; '.join(sources)]
-    if {'gpu', 'commit', 'date'} <= set(df.columns):
-        prov = df[['gpu', 'commit', 'date']].drop_duplicates()
-        lines += ['', 'Measured on: ' + '; '.join(f'{r.gpu}, commit {r.commit}, {r.date}' for r in prov.itertuples())]
-    if 'dataset' in df.columns and df.dataset.notna().any():
-        lines += ['', 'Dataset: ' + '; '.join(sorted(set(df.dataset.dropna())))
-                  + (' (runs without a dataset entry: the scale\'s preset data)' if df.dataset.isna().any() else '')]
+    for line in provenance_lines(df):
+        lines += ['', line]
     if 'iterations' in df.columns and 'config' in df.columns:
         cfgs = df[[spec.row_column, spec.arm_column, 'config', 'iterations']].drop_duplicates()
         lines += ['', 'Configs: ' + '; '.join(f'`{r.config}` ({int(r.iterations)} it)' for r in cfgs.itertuples())]
     lines.append('')
     return '\n'.join(lines)
+
+
+def provenance_lines(df) -> list:
+    """The ``Measured on: ...`` and ``Dataset: ...`` lines of a table (each only where the CSV has the columns)."""
+    lines = []
+    if {'gpu', 'commit', 'date'} <= set(df.columns):
+        prov = df[['gpu', 'commit', 'date']].drop_duplicates()
+        lines.append('Measured on: ' + '; '.join(f'{r.gpu}, commit {r.commit}, {r.date}' for r in prov.itertuples()))
+    if 'dataset' in df.columns and df.dataset.notna().any():
+        lines.append('Dataset: ' + '; '.join(sorted(set(df.dataset.dropna())))
+                     + (' (runs without a dataset entry: the scale\'s preset data)' if df.dataset.isna().any() else ''))
+    return lines
 
 
 def render_time_table(df, spec: TableSpec, scale: str) -> str:

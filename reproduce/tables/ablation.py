@@ -59,7 +59,7 @@ def config_path(detector: str, variant: int, scale: str = 'mini') -> str:
 def render_ablation(df, paper, spec, scale: str, banner=None) -> str:
     """Markdown: per detector, one line per arm with its AP (mean ± std over seeds), its paired Δ against the
     baseline and against the default setting (95% t intervals), AP50, and the seeds it has."""
-    from reproduce.runner.results import fmt, fmt_diff, paired_difference
+    from reproduce.runner.results import fmt, fmt_diff, paired_difference, provenance_lines
     lines = [f'> **{banner}**', ''] if banner else []
     lines += [f'**Ablation of BatchFormerV2, {scale} scale**', '',
               'AP points: mean ± standard deviation over seeds. Δ: paired by seed, with a 95% t interval. No '
@@ -85,11 +85,8 @@ def render_ablation(df, paper, spec, scale: str, banner=None) -> str:
             cells.append(fmt(runs.AP50.mean()) if 'AP50' in runs else 'missing')
             lines.append('| ' + ' | '.join(cells) + ' |')
         lines.append('')
-    if {'gpu', 'commit', 'date'} <= set(df.columns):
-        prov = df[['gpu', 'commit', 'date']].drop_duplicates()
-        lines += ['Measured on: ' + '; '.join(f'{r.gpu}, commit {r.commit}, {r.date}' for r in prov.itertuples()), '']
-    if 'dataset' in df.columns and df.dataset.notna().any():
-        lines += ['Dataset: ' + '; '.join(sorted(set(df.dataset.dropna()))), '']
+    for line in provenance_lines(df):
+        lines += [line, '']
     if {'config', 'iterations'} <= set(df.columns):
         cfgs = df[[spec.arm_column, 'config', 'iterations']].drop_duplicates().sort_values(spec.arm_column)
         lines += ['Configs: ' + '; '.join(f'`{spec.arm(int(r[1])).tag}`: `{r[2]}` ({int(r[3])} it)'
