@@ -60,12 +60,12 @@ class ShiftFlipClsDataPreprocessor(ClsDataPreprocessor):
             raise ValueError(f'ShiftFlipClsDataPreprocessor: max_shift must be >= 0 and flip_prob in [0, 1], got '
                              f'{max_shift} and {flip_prob}')
         self.max_shift, self.flip_prob = int(max_shift), float(flip_prob)
+        # raw pixel value 0, normalised as the images are: (1, C, 1, 1); moves with the module, not in its state dict
+        fill = (0.0 - self.mean) / self.std if self._enable_normalize else torch.zeros(1)
+        self.register_buffer('shift_fill', fill.view(1, -1, 1, 1), persistent=False)
 
     def forward(self, data: dict, training: bool = False) -> dict:
         data = super().forward(data, training)
         if training:
-            fill = (0.0 - self.mean) / self.std if self._enable_normalize else 0.0  # raw 0, normalised: (1, C, 1, 1)
-            if isinstance(fill, torch.Tensor):
-                fill = fill.view(1, -1, 1, 1)
-            data['inputs'] = random_shift_flip(data['inputs'], self.max_shift, self.flip_prob, fill=fill)
+            data['inputs'] = random_shift_flip(data['inputs'], self.max_shift, self.flip_prob, fill=self.shift_fill)
         return data
