@@ -2,6 +2,7 @@
 module's stream, on the test split and on the long-tailed training split.
 
     python analysis/stream_accuracy.py CONFIG CHECKPOINT [--batch-size 256] [--out JSON] [--max-items N]
+    python analysis/stream_accuracy.py --render JSON ... [--table MD]     (a markdown table of stored analyses)
 
 For a classification config (``configs/deit/mini/*.py``) and its checkpoint, over the test split in its order and
 the training split in a seeded random order (the long-tailed batches the module saw in training), batches of
@@ -139,7 +140,67 @@ def analyse(cfg, checkpoint: str, batch_size: int = 256, max_items=None, seed: i
     return out
 
 
+ARM_OF_MODE = {'off': 'baseline', 'two_stream': 'BF (two streams)', 'released': 'BF as released'}
+
+
+def render(analyses) -> str:
+    """A markdown table of analyses (the dicts ``analyse`` returns, with provenance), one line per run and split."""
+    lines = ['| run | split | eval: top-1 / many / medium / few | module on: top-1 / many / medium / few | '
+             'token norm into / out of the module |', '|---|---|---|---|---|']
+    fmt = (lambda r: ' / '.join(f'{r[k]:.1f}' for k in ('top1', 'many', 'medium', 'few')) if r else '–')
+    for a in analyses:
+        for split in ('test', 'train'):
+            r = a['splits'][split]
+            n = r['token_norm']
+            norms = f"{n['entering_module']:.1f} / {n['leaving_module']:.1f}" if n.get('entering_module') else '–'
+            lines.append(f"| {ARM_OF_MODE.get(a['mode'], a['mode'])} (`{osp.basename(a['config'])}`) | {split} "
+                         f"({r['images']} images) | {fmt(r['eval'])} | {fmt(r.get('module'))} | {norms} |")
+    prov = sorted({f"{a['hardware']}, commit {a['commit']}, {a['date']}" for a in analyses})
+    lines += ['', 'Accuracy in % (`analysis/stream_accuracy.py`): eval = the model as validated (module off); module on '
+              '= the module\'s stream with dropout and drop-path off (two streams: the second; released: the whole '
+              'batch), in batches of ' + ', '.join(sorted({str(a['batch_size']) for a in analyses})) + ' images, the '
+              'training split in a random order. Token norm: the mean L2 norm of a token entering the module (block '
+              'k\'s output) and leaving it. Measured on: ' + '; '.join(prov), '']
+    return '\n'.join(lines)
+
+
+def main_render(paths, table) -> int:
+    from mmdet_plugins.utils.provenance import atomic_write_text
+    analyses = []
+    for path in paths:
+        try:
+            with open(path) as f:
+                a = json.load(f)
+            missing = [k for k in ('mode', 'config', 'batch_size', 'hardware', 'commit', 'date') if k not in a]
+            missing += [f'splits.{s}.eval' for s in ('test', 'train') if 'eval' not in a.get('splits', {}).get(s, {})]
+            if missing:
+                raise KeyError(', '.join(missing))
+            analyses.append(a)
+        except FileNotFoundError:
+            print(f'error: {path} not found', file=sys.stderr)
+            return 2
+        except (ValueError, KeyError, TypeError) as e:
+            print(f'error: {path} is not an analysis written by this script ({type(e).__name__}: {e}); '
+                  'write it with CONFIG CHECKPOINT --out', file=sys.stderr)
+            return 2
+    text = render(analyses)
+    if table:
+        atomic_write_text(table, text)
+        print(f'wrote {table}')
+    else:
+        print(text)
+    return 0
+
+
 def main(argv=None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if '--render' in argv:
+        p = argparse.ArgumentParser(description='render stored analyses as a markdown table')
+        p.add_argument('--render', nargs='+', required=True, metavar='JSON')
+        p.add_argument('--table', default=None, help='markdown file to write (default: print)')
+        args = p.parse_args(argv)
+        return main_render(args.render, args.table)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('config')
     p.add_argument('checkpoint')
