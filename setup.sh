@@ -44,6 +44,13 @@ then
   pip_install -r requirements.txt 'setuptools<70' wheel
 fi
 
+# 2b. panopticapi for mmdet's CocoPanopticMetric (PQ): PyPI has it as panopticapi-lite, whose numpy<2 pin is not
+#     needed (upstream needs only numpy and Pillow): installed without its dependencies.
+if ! "$PY" -c "import panopticapi.evaluation, panopticapi.utils" 2>/dev/null; then
+  log "installing panopticapi-lite 0.2.0 (without dependencies)"
+  pip_install --no-deps panopticapi-lite==0.2.0
+fi
+
 # 3. mmcv 2.1.0 with its ops, built against the installed torch (about 10 minutes on 2 cores the first time;
 #    pip caches the built wheel, so later setups on the same machine take seconds).
 if ! "$PY" -c "import mmcv, mmcv.ops, sys; sys.exit(mmcv.__version__ != '2.1.0')" 2>/dev/null; then
@@ -77,4 +84,4 @@ if "$PY" -c "import importlib.metadata as m; m.version('transformers')" 2>/dev/n
   "$PY" -m pip uninstall -y -q transformers
 fi
 
-"$PY" -c "import torch, torchvision, mmcv, mmcv.ops, mmdet, mmengine, mmpretrain.models; print('[setup] ok: torch', torch.__version__, '| torchvision', torchvision.__version__, '| mmcv', mmcv.__version__, '| mmdet', mmdet.__version__, '| mmpretrain', mmpretrain.__version__, '| mmengine', mmengine.__version__)"
+"$PY" -c "import torch, torchvision, mmcv, mmcv.ops, mmdet, mmengine, mmpretrain.models, panopticapi.evaluation; print('[setup] ok: torch', torch.__version__, '| torchvision', torchvision.__version__, '| mmcv', mmcv.__version__, '| mmdet', mmdet.__version__, '| mmpretrain', mmpretrain.__version__, '| mmengine', mmengine.__version__)"

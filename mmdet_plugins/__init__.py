@@ -18,7 +18,7 @@ everything below in mmdet's and mmengine's registries. Where things are:
 - :mod:`.datasets`: the Fashion-MNIST canvas benchmark generator; :mod:`.pretrain`: its backbone pretraining;
   :mod:`.utils`: provenance of stored results and small model helpers.
 """
-from . import analysis, fast_training, runtime  # noqa: F401  (registers their hooks, heads and loaders)
+from . import analysis, fast_training, panoptic, runtime  # noqa: F401  (registers their hooks, heads, transforms, loaders)
 from .batchformer import (BFDABDETR, BFDETR, BFDINO, BFSMCADETR, BatchFormerMixin, BatchFormerV2Layer,
                           BFConditionalDETR, BFDeformableDETR)
 from .smca_detr import SMCADETR, SMCATransformerDecoder

@@ -12,6 +12,7 @@ fetch() { python3 -m pip download -q --no-deps --only-binary=:all: --python-vers
             "${plat[@]}" -d "$DEST" "$@" 2>&1 | grep -v "^WARNING: Location" || true; }
 fetch mmengine==0.10.7 mmdet==3.3.0 pycocotools==2.0.11 shapely addict yapf platformdirs termcolor \
       terminaltables setuptools==69.5.1
+fetch panopticapi-lite==0.2.0  # PQ (CocoPanopticMetric); pure Python
 # mmpretrain (the classification table) and those of its pure-Python requirements that the GPU image lacks (it has
 # einops, rich, click, markdown, zipp; no wheels of them here, so that the image's versions stay in use)
 fetch mmpretrain==1.2.0 mat4py modelindex model-index==0.1.11 ordered-set importlib-metadata==8.7.0  # (10.x needs lazy_importer)
