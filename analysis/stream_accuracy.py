@@ -31,23 +31,15 @@ if REPO not in sys.path:
 
 
 def group_accuracy(pred, labels, train_counts, many_min: int = 1000, few_max: int = 200) -> dict:
-    """Top-1 (%) overall and the mean per-class accuracy (%) of each frequency group.
+    """``LongTailAccuracy``'s numbers (top-1 and the many/medium/few-shot means, %) and each class's accuracy (%,
+    NaN for a class without samples), rounded to 3 decimals.
 
     Args: ``pred`` and ``labels`` (N,) int tensors; ``train_counts`` training images per class."""
-    import torch
-    correct = (pred == labels).float()
-    per_class = []
-    for c in range(len(train_counts)):
-        m = labels == c
-        per_class.append(float(correct[m].mean()) * 100 if bool(m.any()) else float('nan'))
-    groups = {'many': [c for c, n in enumerate(train_counts) if n >= many_min],
-              'medium': [c for c, n in enumerate(train_counts) if few_max <= n < many_min],
-              'few': [c for c, n in enumerate(train_counts) if n < few_max]}
-    out = dict(top1=float(correct.mean()) * 100)
-    for g, classes in groups.items():
-        vals = [per_class[c] for c in classes if per_class[c] == per_class[c]]
-        out[g] = sum(vals) / len(vals) if vals else float('nan')
-    out['per_class'] = per_class
+    from mmdet_plugins.classification.long_tail_metric import long_tail_accuracy
+    pred, labels = pred.numpy(), labels.numpy()
+    out = long_tail_accuracy(pred, labels, train_counts, many_min, few_max)
+    out['per_class'] = [100.0 * float((pred[labels == c] == c).mean()) if (labels == c).any() else float('nan')
+                        for c in range(len(train_counts))]
     return {k: (round(v, 3) if isinstance(v, float) else [round(x, 3) for x in v]) for k, v in out.items()}
 
 
@@ -112,15 +104,16 @@ def analyse(cfg, checkpoint: str, batch_size: int = 256, max_items=None, seed: i
     from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
     import mmdet_plugins.classification  # noqa: F401  (registers the model and the dataset)
+    from mmdet_plugins.runtime import apply_config_matmul_precision
     from mmpretrain.registry import DATASETS, MODELS
     init_default_scope('mmpretrain')
     device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-    for hook in cfg.get('custom_hooks', []):
-        if hook['type'] == 'Float32MatmulPrecisionHook':
-            torch.set_float32_matmul_precision(hook.get('precision', 'high'))
+    apply_config_matmul_precision(cfg)
     model = MODELS.build(cfg.model)
     load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')
     model.to(device)
+    ev = cfg.get('val_evaluator', {})
+    groups = dict(many_min=ev.get('many_min', 1000), few_max=ev.get('few_max', 200))  # the config's metric groups
     out = dict(mode=getattr(model.backbone, 'bf_mode', 'off'), batch_size=batch_size, splits={})
     g = torch.Generator().manual_seed(seed)
     for split, loader in (('test', cfg.test_dataloader), ('train', cfg.train_dataloader)):
@@ -131,10 +124,10 @@ def analyse(cfg, checkpoint: str, batch_size: int = 256, max_items=None, seed: i
         counts = ds.metainfo['train_counts']
         order = torch.arange(len(ds)) if split == 'test' else torch.randperm(len(ds), generator=g)
         p = stream_predictions(model, ds, order.tolist(), batch_size)
-        res = dict(images=len(order), eval=group_accuracy(p['eval'], p['labels'], counts),
+        res = dict(images=len(order), eval=group_accuracy(p['eval'], p['labels'], counts, **groups),
                    token_norm=p['token_norm'])
         if p['module'] is not None:
-            res['module'] = group_accuracy(p['module'], p['labels'], counts)
+            res['module'] = group_accuracy(p['module'], p['labels'], counts, **groups)
             res['plain_vs_eval_max_abs_logit_diff'] = p['plain_vs_eval_max_abs_logit_diff']
         out['splits'][split] = res
     return out

@@ -10,10 +10,11 @@ Put it right after ``LoadPanopticAnnotations`` (before any resize or flip, which
 from __future__ import annotations
 
 import numpy as np
+import torch
 from mmcv.transforms import BaseTransform
 from mmdet.registry import TRANSFORMS
 from mmdet.structures.bbox import HorizontalBoxes
-from mmdet.structures.mask import BitmapMasks
+from mmdet.structures.mask import BitmapMasks, mask2bbox
 
 __all__ = ['AddStuffInstances']
 
@@ -42,33 +43,32 @@ class AddStuffInstances(BaseTransform):
             raise KeyError('AddStuffInstances needs gt_seg_map: load it with '
                            "LoadPanopticAnnotations(with_seg=True) before this transform")
         h, w = seg.shape
-        labels, masks, boxes = [], [], []
+        labels, masks = [], []
         for label in np.unique(seg):
             label = int(label)
             if label < self.num_things_classes or label == self.void_label:
                 continue
             mask = seg == label
-            if int(mask.sum()) < self.min_area:
-                continue
-            ys, xs = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
-            boxes.append([xs[0], ys[0], xs[-1] + 1, ys[-1] + 1])
-            masks.append(mask.astype(np.uint8))
-            labels.append(label)
+            if int(mask.sum()) >= self.min_area:
+                masks.append(mask)
+                labels.append(label)
         n = len(labels)
+        stuff_masks = np.asarray(masks, np.uint8).reshape(n, h, w)
         old_boxes = results.get('gt_bboxes')
         old = 0 if old_boxes is None else len(old_boxes)
-        new_boxes = np.asarray(boxes, np.float32).reshape(n, 4)
-        old_tensor = (np.zeros((0, 4), np.float32) if old_boxes is None else old_boxes.numpy()
-                      if hasattr(old_boxes, 'numpy') else np.asarray(old_boxes, np.float32))
-        results['gt_bboxes'] = HorizontalBoxes(np.concatenate([old_tensor, new_boxes], 0))
+        if old_boxes is None:
+            old_boxes = HorizontalBoxes(torch.zeros(0, 4))
+        elif not isinstance(old_boxes, HorizontalBoxes):  # LoadAnnotations(box_type=None): a numpy array
+            old_boxes = HorizontalBoxes(old_boxes)
+        results['gt_bboxes'] = HorizontalBoxes.cat(
+            [old_boxes, HorizontalBoxes(mask2bbox(torch.from_numpy(stuff_masks).bool()))])
         results['gt_bboxes_labels'] = np.concatenate(
             [results.get('gt_bboxes_labels', np.zeros(old, np.int64)), np.asarray(labels, np.int64)])
         results['gt_ignore_flags'] = np.concatenate(
             [results.get('gt_ignore_flags', np.zeros(old, bool)), np.zeros(n, bool)])
         old_masks = results.get('gt_masks')
         old_arr = np.zeros((0, h, w), np.uint8) if old_masks is None else old_masks.masks
-        results['gt_masks'] = BitmapMasks(np.concatenate([old_arr, np.asarray(masks, np.uint8).reshape(n, h, w)]),
-                                          h, w)
+        results['gt_masks'] = BitmapMasks(np.concatenate([old_arr, stuff_masks]), h, w)
         return results
 
     def __repr__(self) -> str:

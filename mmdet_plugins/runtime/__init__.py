@@ -2,6 +2,6 @@
 matrix products on request."""
 from .checkpoint_loader import load_local_checkpoint
 from .deadline_hook import StopAtDeadlineHook
-from .matmul_precision_hook import Float32MatmulPrecisionHook
+from .matmul_precision_hook import Float32MatmulPrecisionHook, apply_config_matmul_precision
 
-__all__ = ['load_local_checkpoint', 'StopAtDeadlineHook', 'Float32MatmulPrecisionHook']
+__all__ = ['load_local_checkpoint', 'StopAtDeadlineHook', 'Float32MatmulPrecisionHook', 'apply_config_matmul_precision']

@@ -13,6 +13,14 @@ from mmengine.registry import HOOKS
 PRECISIONS = ('highest', 'high', 'medium')
 
 
+def apply_config_matmul_precision(cfg) -> None:
+    """Set the precision a config's ``Float32MatmulPrecisionHook`` would set, for scripts that build a config's
+    model without its Runner (benchmarks, analyses); a config without the hook changes nothing."""
+    for hook in cfg.get('custom_hooks', []):
+        if hook['type'] == 'Float32MatmulPrecisionHook':
+            torch.set_float32_matmul_precision(hook.get('precision', 'high'))
+
+
 @HOOKS.register_module()
 class Float32MatmulPrecisionHook(Hook):
     """Args: precision: ``'highest'`` (PyTorch's default, full fp32), ``'high'`` (TF32) or ``'medium'`` (bf16)."""

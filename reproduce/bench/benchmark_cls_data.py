@@ -46,8 +46,8 @@ def parse_args(argv=None):
     return args
 
 
-def busy_fraction(intervals, wall_ns: float) -> float:
-    """The union of ``[start, end)`` intervals (ns) over ``wall_ns``."""
+def union_length(intervals) -> float:
+    """The length of the union of ``[start, end)`` intervals."""
     total, end = 0, None
     for s, e in sorted(intervals):
         if end is None or s > end:
@@ -56,7 +56,12 @@ def busy_fraction(intervals, wall_ns: float) -> float:
         elif e > end:
             total += e - end
             end = e
-    return total / wall_ns if wall_ns > 0 else float('nan')
+    return total
+
+
+def busy_fraction(intervals, wall_ns: float) -> float:
+    """The union of ``[start, end)`` intervals (ns) over ``wall_ns``."""
+    return union_length(intervals) / wall_ns if wall_ns > 0 else float('nan')
 
 
 class PerSampleDataset:
@@ -125,7 +130,7 @@ def run_steps(model, wrapper, batches, steps: int, device):
         events = prof.profiler.kineto_results.events()
         intervals = [(e.start_ns(), e.start_ns() + e.duration_ns()) for e in events
                      if e.device_type() == DeviceType.CUDA and e.duration_ns() > 0]
-        busy_ns = busy_fraction(intervals, 1.0)  # the union's length in ns
+        busy_ns = union_length(intervals)
         busy = min(1.0, busy_ns / wall)
         busy_profiled = busy_ns / wall_profiled
     return wall / steps / 1e9, busy, busy_profiled
@@ -172,6 +177,7 @@ def main(argv=None):
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import init_default_scope
     import mmdet_plugins.classification  # noqa: F401
+    from mmdet_plugins.runtime import apply_config_matmul_precision
     from mmpretrain.registry import DATASETS, MODELS
     init_default_scope('mmpretrain')
     path = args.config if osp.isabs(args.config) else osp.join(REPO, args.config)
@@ -179,9 +185,7 @@ def main(argv=None):
         raise SystemExit(f'error: config {args.config} not found')
     cfg = Config.fromfile(path)
     device = torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    for hook in cfg.get('custom_hooks', []):  # what the config's Runner would set (TF32 matrix products)
-        if hook['type'] == 'Float32MatmulPrecisionHook':
-            torch.set_float32_matmul_precision(hook.get('precision', 'high'))
+    apply_config_matmul_precision(cfg)  # what the config's Runner would set (TF32 matrix products)
     try:
         held = DATASETS.build(cfg.train_dataloader.dataset)
     except FileNotFoundError as e:
