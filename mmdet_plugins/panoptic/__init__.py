@@ -3,10 +3,16 @@
 - :mod:`.transforms`: ``AddStuffInstances``, which turns each stuff class of an image's semantic map into a box
   and a mask target, since DETR detects things and stuff alike (mmdet's ``LoadPanopticAnnotations`` keeps things
   only).
+- :mod:`.mask_head`: DETR's mask head (``QueryMemoryAttention``, ``SmallConvMaskHead``) and its focal and dice
+  losses.
+- :mod:`.fusion`: DETR's panoptic fusion into mmdet's ``pred_panoptic_seg`` encoding.
 
 PQ comes from mmdet's ``CocoPanopticMetric``, which needs a ``panopticapi`` module (``setup.sh`` installs
 ``panopticapi-lite``).
 """
+from .fusion import detr_panoptic_fusion
+from .mask_head import QueryMemoryAttention, SmallConvMaskHead, mask_dice_loss, mask_focal_loss
 from .transforms import AddStuffInstances
 
-__all__ = ['AddStuffInstances']
+__all__ = ['AddStuffInstances', 'QueryMemoryAttention', 'SmallConvMaskHead', 'detr_panoptic_fusion',
+           'mask_dice_loss', 'mask_focal_loss']
