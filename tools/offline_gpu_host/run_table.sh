@@ -16,7 +16,8 @@
 # GPU (keep a baseline and its BF config in one group: the BF overhead ratio needs both), then, with
 # EQUIV_CONFIGS="...", reproduce/bench/check_fast_equivalence.py --compiled on the first of them; same deadline; returns
 # $OUT/speed.tgz.
-# Call it again at once (the machine stays warm about 30 s): finished runs are skipped, stopped ones resume.
+# When it builds mmcv (no prebuilt wheel in .whl/), it returns the wheel stripped as $OUT/mmcv-2.1.0-*.whl: put it in
+# .whl/ for the next fresh host. Call it again at once (the machine stays warm about 30 s): finished runs are skipped, stopped ones resume.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 TABLE=${1:-}
@@ -29,6 +30,11 @@ shift
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 BUDGET=${BUDGET:-585}   # seconds this command may take (the device's limit is 600)
 source tools/offline_gpu_host/env.sh
+strip_pid=
+case "${MMCV_WHEEL:-}" in  # built in this command (no prebuilt wheel carried): return it stripped, $OUT/mmcv-*.whl
+  /tmp/mmcv-build/*) bash tools/offline_gpu_host/strip_mmcv_wheel.sh "$MMCV_WHEEL" -o "$OUT" > /tmp/strip.log 2>&1 &
+                     strip_pid=$! ;;
+esac
 [ "$TABLE" = classification ] && export MINI_CANVASES=0  # it reads Fashion-MNIST itself
 source tools/offline_gpu_host/mini_data.sh
 util_pid=
@@ -117,6 +123,9 @@ if [ -n "$cal_pid" ]; then
   cp /tmp/calibrate.log /tmp/pretrain.log work_dirs/calib/ 2>/dev/null || true
   tar czf "$OUT/calibrate.tgz" results/logs/calibration_mini results/tables/calibration_{mini,detr}.md \
     $(ls work_dirs/calib/*.log 2>/dev/null) 2>/dev/null || true
+fi
+if [ -n "$strip_pid" ]; then
+  wait "$strip_pid" && tail -1 /tmp/strip.log || echo "[device] stripping the mmcv wheel failed: $(tail -1 /tmp/strip.log)"
 fi
 [ -n "$util_pid" ] && kill "$util_pid" 2>/dev/null || true
 tar czf "$OUT/results.tgz" results/measured results/tables results/logs 2>/dev/null || true
