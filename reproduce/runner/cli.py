@@ -8,7 +8,8 @@ and data, torchrun over ``--gpus`` GPUs).
 Each run lives in ``<work-root>/<scale>/<row>-<arm>-s<seed>/`` (``<scale>-<dataset id>/`` for data other than
 the scale's preset) and is skipped when finished with the same config fingerprint, schedule and dataset (a
 ``result.json`` there, or a row in the stored CSV), resumed when interrupted, evaluated when it stopped during its
-final validation. Rows go to ``<results-dir>/measured/<name>_<scale>.csv``, the mmengine json logs to
+final validation. A table that borrows (``TableSpec.borrow``) takes finished runs of the same configs from another
+table's stored CSV instead of training them again. Rows go to ``<results-dir>/measured/<name>_<scale>.csv``, the mmengine json logs to
 ``<results-dir>/logs/<name>_<scale>/``, the table to ``<results-dir>/tables/<name>_<scale>.md`` and the runs'
 training times to ``<results-dir>/tables/<name>_<scale>_time.md``; the paper's numbers are read from the
 repository's ``results/paper/``.
@@ -23,7 +24,7 @@ from mmdet_plugins.utils.provenance import atomic_write_text
 
 from . import data as D
 from .execute import command, execute, visible_gpus
-from .results import ResultsFileError, read_results_csv, render_table, render_time_table, results_frame
+from .results import ResultsFileError, columns, read_results_csv, render_table, render_time_table, results_frame
 from .runs import Identity, Run, Schedule, read_result, run_state
 from .spec import TableSpec
 
@@ -109,6 +110,39 @@ def stored_results(spec, csv_path, ident_of, dataset):
     return stored, keys
 
 
+def borrowed_results(spec, runs, scale_name, results_dir, ident_of, have):
+    """Rows of another table's stored CSV that count as runs of this one (``spec.borrow``): same row, seed and
+    mapped arm, and the run's config, schedule, fingerprint and data. ``have``: keys already finished here (not
+    borrowed). Returns ``{run key: row}``; each row carries ``borrowed_from`` (the other CSV's stem)."""
+    if spec.borrow is None:
+        return {}
+    import importlib
+    other = importlib.import_module(f'reproduce.tables.{spec.borrow.table}').SPEC
+    stem = f'{other.name}_{scale_name}'
+    path = osp.join(results_dir, 'measured', f'{stem}.csv')
+    if not osp.isfile(path):
+        return {}
+    try:
+        df = read_results_csv(path, other)
+    except ResultsFileError as e:
+        D.fail(f'{e} (the {spec.name} table borrows runs from it); move it away or fix it')
+    index = {(r[other.row_column], int(r[other.arm_column]), int(r['seed'])): r for r in df.to_dict('records')}
+    keep = [c for c in columns(spec) if c not in spec.key_columns]
+    out = {}
+    for run in runs:
+        if run.key in have or run.arm.value not in spec.borrow.arms:
+            continue
+        r = index.get((run.row, spec.borrow.arms[run.arm.value], run.seed))
+        if r is None or not ident_of[run.config].matches(r.get('config'), r.get('iterations', -1),
+                                                         r.get('config_hash'), r.get('dataset'), run.config):
+            continue
+        row = {spec.row_column: run.row, spec.arm_column: run.arm.value, 'seed': run.seed}
+        row.update({c: r[c] for c in keep if c in r})
+        row['borrowed_from'] = stem
+        out[run.key] = row
+    return out
+
+
 def main(spec: TableSpec, argv=None) -> int:
     args = parse_args(spec, argv)
     scale = spec.scales[args.scale]
@@ -156,6 +190,16 @@ def main(spec: TableSpec, argv=None) -> int:
     table_path = osp.join(args.results_dir, 'tables', f'{stem}.md')
     time_path = osp.join(args.results_dir, 'tables', f'{stem}_time.md')
     stored, stored_keys = stored_results(spec, csv_path, ident_of, dataset)
+    # (a run trained here, or forced to train, is never borrowed)
+    own = stored_keys | {run.key for run in runs if read_result(run, ident_of[run.config]) is not None}
+    if args.force:
+        own |= {run.key for run in train_runs}
+    borrowed = borrowed_results(spec, runs, args.scale, args.results_dir, ident_of, own)
+    for run in runs:
+        if run.key in borrowed:
+            print(f'{run.name}: taken from {borrowed[run.key]["borrowed_from"]}.csv (the same config, schedule and '
+                  'data)')
+    stored_keys = stored_keys | set(borrowed)
     try:  # (read before training: a broken paper CSV should not wait for the runs)
         paper = read_results_csv(osp.join(REPO, spec.paper_csv), spec, paper=True) if spec.paper_csv else None
     except ResultsFileError as e:
@@ -198,6 +242,7 @@ def main(spec: TableSpec, argv=None) -> int:
     if stored is not None:
         for r in stored.to_dict('records'):
             rows[(r[spec.row_column], int(r[spec.arm_column]), int(r['seed']))] = r
+    rows.update(borrowed)
     for run in runs:
         result = read_result(run, ident_of[run.config])
         if result is not None:

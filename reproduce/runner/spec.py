@@ -63,6 +63,21 @@ class Scale:
 
 
 @dataclass(frozen=True)
+class Borrow:
+    """Runs this table shares with another table: arms whose runs that table already trains with the same configs
+    (the ablation's baseline and default arms are the detection table's rows). A stored row of that table for the
+    same row, seed, config, schedule, fingerprint and data counts as this table's run instead of training it again;
+    it is copied into this table's CSV with the column ``borrowed_from`` naming the CSV's stem.
+
+    Attributes:
+        table: the other table's module under ``reproduce/tables/`` (its ``SPEC``).
+        arms: this table's arm value -> that table's arm value.
+    """
+    table: str
+    arms: Dict[int, int]
+
+
+@dataclass(frozen=True)
 class TableSpec:
     """A paper table.
 
@@ -94,6 +109,7 @@ class TableSpec:
             (``<logs>/<run>.<file>``), e.g. ``grad_per_class.json``.
         render: ``render(df, paper, spec, scale, banner) -> markdown`` for the table, or None for the default
             (:func:`reproduce.runner.results.render_table`: one line per row, the arms side by side).
+        borrow: finished runs taken from another table's CSV (:class:`Borrow`), or None.
     """
     name: str
     title: str
@@ -115,6 +131,7 @@ class TableSpec:
     scales: Dict[str, Scale] = field(default_factory=dict)
     artifacts: Tuple[str, ...] = ()
     render: Optional[Callable] = None
+    borrow: Optional[Borrow] = None
 
     @property
     def primary(self) -> str:

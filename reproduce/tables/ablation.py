@@ -6,7 +6,9 @@ Row: the detector (Deformable DETR, the paper's main setting). Arms (the CSV col
 default BatchFormerV2 setting (the paper's: one module after encoder layer 0, two streams, padding-aware attention,
 dropout 0.5, the whole batch), and variants that each change one thing (``configs/mini/ablation/``). Every arm is
 trained with the same seeds, so each is paired by seed with the baseline and with the default. The table has one
-line per arm: AP, Δ against the baseline and Δ against the default, with paired 95% intervals.
+line per arm: AP, Δ against the baseline and Δ against the default, with paired 95% intervals. The baseline and the
+default train the detection table's configs: their finished runs there (``results/measured/detection_mini.csv``)
+are taken over, not trained again (the CSV's ``borrowed_from`` column).
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import sys
 if __name__ == '__main__':  # run as a script: make the repository importable
     sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from reproduce.runner import Arm, Scale, TableSpec  # noqa: E402
+from reproduce.runner import Arm, Borrow, Scale, TableSpec  # noqa: E402
 from reproduce.tables.detection import SMOKE_BANNER, smoke_overrides  # noqa: E402
 
 # arm value -> (tag, what it is, config under configs/mini/)
@@ -85,6 +87,13 @@ def render_ablation(df, paper, spec, scale: str, banner=None) -> str:
             cells.append(fmt(runs.AP50.mean()) if 'AP50' in runs else 'missing')
             lines.append('| ' + ' | '.join(cells) + ' |')
         lines.append('')
+    if 'borrowed_from' in df.columns:
+        taken = df[df.borrowed_from.notna()]
+        for stem, d in taken.groupby('borrowed_from'):
+            which = ', '.join(f'`{spec.arm(int(v)).tag}` (seeds {" ".join(str(int(x)) for x in sorted(g.seed))})'
+                              for v, g in d.groupby(spec.arm_column))
+            lines += [f'Runs of `results/measured/{stem}.csv` (the same configs, schedules and data), not trained '
+                      f'again: {which}.', '']
     for line in provenance_lines(df):
         lines += [line, '']
     if {'config', 'iterations'} <= set(df.columns):
@@ -108,6 +117,8 @@ SPEC = TableSpec(
     delta_meaning='the variant − baseline',
     chance=1.0,
     render=render_ablation,
+    # (the baseline and the default are the detection table's Deformable DETR runs: the same configs)
+    borrow=Borrow(table='detection', arms={0: 0, 1: 1}),
     scales={
         # (the smoke batch of 2 images: groups of 2 only; every code path of the variants once)
         'smoke': Scale(data='canvas', data_root='data/fashion_canvas_smoke', seeds=1, rows=DETECTORS,

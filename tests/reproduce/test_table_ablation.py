@@ -63,3 +63,44 @@ def test_smoke_end_to_end(tmp_path, capsys):
     table = (tmp_path / 'r' / 'tables' / 'ablation_smoke.md').read_text()
     assert 'SMOKE SCALE' in table and '| `group2`: attention within groups of 2 images | 1 |' in table
     assert ablation.main(args) == 0 and capsys.readouterr().out.count('finished, skipped') == 6
+
+
+def test_baseline_and_default_are_borrowed_from_the_detection_csv(tmp_path, capsys):
+    """The ablation's `base` and `bf` arms train the detection table's configs: its stored rows for them count
+    (copied with ``borrowed_from``), a stale one (other fingerprint) does not, and a forced run is not borrowed."""
+    import shutil
+    from reproduce.tables import ablation
+    results = tmp_path / 'r'
+    (results / 'measured').mkdir(parents=True)
+    det = pd.read_csv(osp.join(REPO, 'results/measured/detection_mini.csv'), dtype={'commit': str})
+    stale = (det.detector == 'DeformableDETR') & (det.bf == 1) & (det.seed == 1)
+    assert stale.sum() == 1
+    det.loc[stale, 'config_hash'] = '000000000000'
+    det.to_csv(results / 'measured' / 'detection_mini.csv', index=False)
+    args = ['--scale', 'mini', '--results-dir', str(results), '--work-root', str(tmp_path / 'w'),
+            '--data-root', str(tmp_path / 'd')]
+    assert ablation.main(args + ['--collect-only']) == 0
+    out = capsys.readouterr().out
+    assert 'DeformableDETR-base-s0: taken from detection_mini.csv' in out
+    df = pd.read_csv(results / 'measured' / 'ablation_mini.csv', dtype={'commit': str})
+    assert sorted(zip(df.variant, df.seed)) == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 2)]
+    assert (df.borrowed_from == 'detection_mini').all()
+    mine = det[(det.detector == 'DeformableDETR') & (det.bf == 0) & (det.seed == 2)].iloc[0]
+    row = df[(df.variant == 0) & (df.seed == 2)].iloc[0]
+    assert row.AP == mine.AP and row.commit == mine.commit and row.config_hash == mine.config_hash
+    table = (results / 'tables' / 'ablation_mini.md').read_text()
+    assert '`base` (seeds 0 1 2), `bf` (seeds 0 2)' in table
+    shutil.copy(results / 'measured' / 'ablation_mini.csv', tmp_path / 'before.csv')
+    assert ablation.main(args + ['--collect-only']) == 0  # once more: the same CSV
+    assert (results / 'measured' / 'ablation_mini.csv').read_text() == (tmp_path / 'before.csv').read_text()
+    capsys.readouterr()
+    assert ablation.main(args + ['--dry-run', '--only', 'DeformableDETR-base-s1', 'DeformableDETR-bf-s1']) == 0
+    out = capsys.readouterr().out
+    assert 'DeformableDETR-base-s1 (finished)' in out and 'DeformableDETR-bf-s1 (new)' in out
+    # a forced run trains (it is not borrowed); a broken detection CSV stops with one line
+    (results / 'measured' / 'ablation_mini.csv').unlink()
+    assert ablation.main(args + ['--dry-run', '--force', '--only', 'DeformableDETR-base-s1']) == 0
+    assert 'DeformableDETR-base-s1 (new)' in capsys.readouterr().out
+    (results / 'measured' / 'detection_mini.csv').write_text('detector,bf\nDETR,x\n')
+    with pytest.raises(SystemExit, match='detection_mini.csv: .*borrows runs from it'):
+        ablation.main(args + ['--collect-only'])
