@@ -6,7 +6,9 @@ everything below in mmdet's and mmengine's registries. Where things are:
 - :mod:`.batchformer`: the method. ``layer`` is the plain-PyTorch BatchFormerV2 layer (attention across the
   batch), ``mixin`` the adapter that adds it to any mmdet ``DetectionTransformer`` as a second stream, and
   ``detectors`` the registered detectors ``BFDETR``, ``BFDeformableDETR``, ``BFConditionalDETR``,
-  ``BFDABDETR``, ``BFDINO`` and ``BFSMCADETR``.
+  ``BFDABDETR``, ``BFDINO``, ``BFSMCADETR`` and ``BFDETRPanoptic``.
+- :mod:`.panoptic`: DETR panoptic segmentation (``DETRPanoptic``: DETR's mask head, losses and fusion) and its
+  data transform.
 - :mod:`.smca_detr`: single-scale SMCA-DETR (``SMCADETR``, ``SMCATransformerDecoder``), a baseline of the paper
   that MMDetection lacks.
 - :mod:`.fast_training`: components that make small-batch training faster with the same matchings and losses
@@ -20,9 +22,11 @@ everything below in mmdet's and mmengine's registries. Where things are:
 """
 from . import analysis, fast_training, panoptic, runtime  # noqa: F401  (registers their hooks, heads, transforms, loaders)
 from .batchformer import (BFDABDETR, BFDETR, BFDINO, BFSMCADETR, BatchFormerMixin, BatchFormerV2Layer,
-                          BFConditionalDETR, BFDeformableDETR)
+                          BFConditionalDETR, BFDeformableDETR, BFDETRPanoptic)
+from .panoptic import DETRPanoptic
 from .smca_detr import SMCADETR, SMCATransformerDecoder
 
 __version__ = '0.1.0'
 __all__ = ['BatchFormerV2Layer', 'BatchFormerMixin', 'BFDETR', 'BFDeformableDETR', 'BFConditionalDETR',
-           'BFDABDETR', 'BFDINO', 'BFSMCADETR', 'SMCADETR', 'SMCATransformerDecoder']
+           'BFDABDETR', 'BFDINO', 'BFSMCADETR', 'BFDETRPanoptic', 'DETRPanoptic', 'SMCADETR',
+           'SMCATransformerDecoder']

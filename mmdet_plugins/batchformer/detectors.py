@@ -1,5 +1,5 @@
-"""The BatchFormerV2 detectors: each is its base detector (mmdet 3.3.0's, or this package's ``SMCADETR``) plus
-:class:`BatchFormerMixin`.
+"""The BatchFormerV2 detectors: each is its base detector (mmdet 3.3.0's, or this package's ``SMCADETR`` and
+``DETRPanoptic``) plus :class:`BatchFormerMixin`.
 
 Each takes the base detector's arguments and one more, ``batchformer=dict(insert_idx=[0], mode='two_stream',
 shared=True, ...)``; see :class:`~mmdet_plugins.batchformer.mixin.BatchFormerMixin`.
@@ -10,6 +10,7 @@ from torch import nn
 
 from .layer import repeat_batch
 from .mixin import BatchFormerMixin
+from ..panoptic.detector import DETRPanoptic
 from ..smca_detr.detector import SMCADETR
 
 
@@ -36,6 +37,17 @@ class BFDABDETR(BatchFormerMixin, DABDETR):
 @MODELS.register_module()
 class BFSMCADETR(BatchFormerMixin, SMCADETR):
     """Single-scale SMCA-DETR (Gao et al., 2021) with BatchFormerV2."""
+
+
+@MODELS.register_module()
+class BFDETRPanoptic(BatchFormerMixin, DETRPanoptic):
+    """DETR panoptic with BatchFormerV2. In a two-stream pass the mask head runs on both streams (2B), the second
+    reusing the plain stream's backbone features, and the mask loss averages both. With ``freeze_detector`` (stage
+    2) the module is frozen too: the freeze is applied again once the mixin has built it."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.apply_freeze()
 
 
 class PairedDenoisingQueries(nn.Module):

@@ -1,0 +1,176 @@
+"""DETRPanoptic and BFDETRPanoptic (CPU, small models built from the mini stage-2 configs): mask-head shapes, the
+mask losses, the stage-2 freeze, the two-stream mask head, eval parity, the fused output, bad configurations."""
+from copy import deepcopy
+
+import pytest
+import torch
+
+from helpers import load_config, no_dropout, quiet_init_weights, shrink_model_cfg
+
+STAGE2 = 'configs/mini/panoptic/detr-panoptic-stage2_r18_1xb16-mini.py'
+BF_STAGE2 = 'configs/mini/panoptic/bf-detr-panoptic-stage2_r18_1xb16-mini.py'
+NUM_CLASSES, NUM_THINGS = 13, 10
+
+
+def model_cfg(path, **changes):
+    m = shrink_model_cfg(load_config(path).model, num_classes=NUM_CLASSES)
+    m.neck.in_channels = [512]  # (the neck sees C5 only)
+    m.update(changes)
+    return m
+
+
+def build(path, **changes):
+    import mmdet_plugins  # noqa: F401
+    from mmdet.registry import MODELS
+    from mmdet.utils import register_all_modules
+    register_all_modules()
+    model = MODELS.build(model_cfg(path, **changes))
+    quiet_init_weights(model)
+    return model
+
+
+def panoptic_batch(seed=0):
+    """Two differently sized images, each with two thing boxes and one stuff region, their masks at the padded
+    input's size (as the data preprocessor pads them)."""
+    from mmdet.structures.mask import BitmapMasks
+    from mmengine.structures import InstanceData
+    from mmdet_plugins.utils.synthetic import synthetic_batch
+    inputs, samples = synthetic_batch(((64, 96), (48, 64)), (2, 2), num_classes=NUM_THINGS, seed=seed)
+    hp, wp = inputs.shape[-2:]
+    for sample in samples:
+        things = sample.gt_instances
+        h, w = sample.metainfo['img_shape']
+        gt = InstanceData(bboxes=torch.cat([things.bboxes, torch.tensor([[0.0, h * 0.75, float(w), float(h)]])]),
+                          labels=torch.cat([things.labels, torch.tensor([NUM_THINGS + 1])]))
+        masks = torch.zeros(len(gt), hp, wp, dtype=torch.uint8)
+        for k, (x1, y1, x2, y2) in enumerate(gt.bboxes.round().long().tolist()):
+            masks[k, y1:y2, x1:x2] = 1
+        gt.masks = BitmapMasks(masks.numpy(), hp, wp)
+        sample.gt_instances = gt
+    return inputs, samples
+
+
+def mask_logits_of(model, inputs, samples, two_stream=False):
+    """(B', Q, H/4, W/4) mask logits of the last decoder layer, in a two-stream pass when asked."""
+    feats = model.extract_feat(inputs)
+    if two_stream:
+        with model.batchformer_pass():
+            head, mask_in = model.forward_panoptic(feats, list(samples) * 2)
+            return model.predict_masks(head['hidden_states'][-1], mask_in['memory'], mask_in['padding_mask'], feats)
+    head, mask_in = model.forward_panoptic(feats, samples)
+    return model.predict_masks(head['hidden_states'][-1], mask_in['memory'], mask_in['padding_mask'], feats)
+
+
+def test_mask_logits_at_stride_4_and_losses_reach_the_mask_head_only_in_stage_2():
+    torch.manual_seed(0)
+    model = build(STAGE2)
+    inputs, samples = panoptic_batch()
+    logits = mask_logits_of(model, inputs, samples)
+    assert logits.shape == (2, model.num_queries, inputs.shape[-2] // 4, inputs.shape[-1] // 4)
+    losses = model.loss(inputs, samples)
+    assert {'loss_cls', 'loss_bbox', 'loss_iou', 'loss_mask_focal', 'loss_mask_dice'} <= set(losses)
+    assert 0 < losses['loss_mask_focal'].item() < 1 and 0 < losses['loss_mask_dice'].item() <= 1
+    sum(v for k, v in losses.items() if 'loss' in k and v.requires_grad).backward()
+    trained = {n.split('.')[0] for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert trained == {'mask_attention', 'mask_head'}
+    assert all(not p.requires_grad for n, p in model.named_parameters() if n.split('.')[0] not in trained)
+
+
+def test_the_mask_loss_is_detrs_on_the_matched_queries():
+    """Against a direct computation: upsample each matched query's logits to the padded input, focal and dice
+    as facebookresearch/detr, divided by the number of ground-truth masks."""
+    import torch.nn.functional as F
+    torch.manual_seed(0)
+    model = build(STAGE2, freeze_detector=False).eval()  # (eval: no dropout, the same forward twice)
+    inputs, samples = panoptic_batch()
+    losses = model.loss(inputs, samples)
+    feats = model.extract_feat(inputs)
+    head, mask_in = model.forward_panoptic(feats, samples)
+    query = head['hidden_states'][-1]
+    cls, box = model.bbox_head(query[None])
+    logits = model.predict_masks(query, mask_in['memory'], mask_in['padding_mask'], feats)
+    focal = dice = 0.0
+    n = sum(len(s.gt_instances) for s in samples)
+    for i, s in enumerate(samples):
+        q_idx, g_idx = model._assign(cls[0, i], box[0, i], s.gt_instances, s.metainfo)
+        assert len(q_idx) == len(s.gt_instances)  # every ground truth matched once
+        p = F.interpolate(logits[i, q_idx][None], size=inputs.shape[-2:], mode='bilinear')[0].flatten(1).sigmoid()
+        t = torch.as_tensor(s.gt_instances.masks.masks[g_idx.numpy()]).float().flatten(1)
+        ce = F.binary_cross_entropy(p, t, reduction='none')
+        p_t = p * t + (1 - p) * (1 - t)
+        focal += ((0.25 * t + 0.75 * (1 - t)) * ce * (1 - p_t) ** 2).mean(1).sum()
+        dice += (1 - (2 * (p * t).sum(1) + 1) / (p.sum(1) + t.sum(1) + 1)).sum()
+    torch.testing.assert_close(losses['loss_mask_focal'], focal / n, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(losses['loss_mask_dice'], dice / n, rtol=1e-4, atol=1e-6)
+
+
+def test_stage_2_freezes_the_batchformer_module_too():
+    model = build(BF_STAGE2)
+    trainable = {n.split('.')[0] for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable == {'mask_attention', 'mask_head'}
+    assert sum(p.numel() for p in model.batchformer.parameters()) > 0
+    unfrozen = build(BF_STAGE2, freeze_detector=False)
+    assert all(p.requires_grad for p in unfrozen.parameters())
+
+
+def test_two_stream_mask_head_sees_2b_and_the_plain_stream_ignores_the_other_images():
+    torch.manual_seed(0)
+    model = no_dropout(build(BF_STAGE2)).train()
+    inputs, samples = panoptic_batch()
+    logits = mask_logits_of(model, inputs, samples, two_stream=True)
+    assert logits.shape[0] == 4
+    changed = inputs.clone()
+    changed[1] = torch.randn_like(changed[1])
+    logits2 = mask_logits_of(model, changed, samples, two_stream=True)
+    torch.testing.assert_close(logits2[0], logits[0], rtol=0, atol=1e-5)   # plain stream of image 0
+    assert (logits2[2] - logits[2]).abs().max() > 1e-4                       # its BatchFormerV2 stream
+
+    seen = []
+    original = model.matched_masks
+    model.matched_masks = lambda *a: seen.append(len(a[3])) or original(*a)
+    losses = model.loss(inputs, samples)
+    assert seen == [4] and torch.isfinite(losses['loss_mask_dice'])
+
+
+def test_eval_equals_detr_panoptic_with_the_same_weights():
+    torch.manual_seed(0)
+    bf = build(BF_STAGE2).eval()
+    plain = build(STAGE2).eval()
+    state = {k: v for k, v in bf.state_dict().items() if not k.startswith('batchformer.')}
+    plain.load_state_dict(state, strict=True)
+    inputs, samples = panoptic_batch()
+    with torch.no_grad():
+        assert torch.equal(mask_logits_of(bf, inputs, samples), mask_logits_of(plain, inputs, samples))
+        a = bf.predict(inputs, deepcopy(samples))
+        b = plain.predict(inputs, deepcopy(samples))
+    for x, y in zip(a, b):
+        assert torch.equal(x.pred_panoptic_seg.sem_seg, y.pred_panoptic_seg.sem_seg)
+        assert torch.equal(x.pred_instances.bboxes, y.pred_instances.bboxes)
+
+
+def test_prediction_is_a_panoptic_map_at_the_original_size():
+    torch.manual_seed(0)
+    model = build(STAGE2, fusion=dict(threshold=0.0, min_area=0)).eval()  # keep every query of the random model
+    inputs, samples = panoptic_batch()
+    for s, (h0, w0) in zip(samples, ((128, 192), (96, 128))):
+        s.set_metainfo(dict(ori_shape=(h0, w0)))
+    with torch.no_grad():
+        out = model.predict(inputs, samples)
+    for s in out:
+        seg = s.pred_panoptic_seg.sem_seg
+        assert seg.shape == (1, *s.metainfo['ori_shape']) and seg.dtype == torch.long
+        labels = seg % 1000
+        assert (labels <= NUM_CLASSES).all()
+        assert ((seg < 1000) == (labels >= NUM_THINGS)).all()  # things carry an instance index, stuff and void not
+        assert len(s.pred_instances.bboxes) > 0
+
+
+def test_bad_configurations_say_what_is_wrong():
+    with pytest.raises(ValueError, match='num_things_classes must be in 1..13'):
+        build(STAGE2, num_things_classes=14)
+    cfg_backbone = deepcopy(model_cfg(STAGE2).backbone)
+    cfg_backbone.out_indices = (3, )
+    model = build(STAGE2, backbone=cfg_backbone)
+    inputs, samples = panoptic_batch()
+    with pytest.raises(ValueError, match=r'four levels C2..C5 \(out_indices=\(0, 1, 2, 3\)\), got 1'):
+        model.loss(inputs, samples)
