@@ -11,6 +11,9 @@ from typing import List
 CANVAS_COMMAND = 'python -m mmdet_plugins.datasets.fashion_canvas {root} --scale {preset}'
 COCO_HINT = ('download COCO 2017 (cocodataset.org) into that folder in mmdet\'s layout (annotations/'
              'instances_{train,val}2017.json, train2017/, val2017/), or pass --data-root DIR')
+PANOPTIC_HINT = ('a panoptic config needs COCO panoptic 2017 (cocodataset.org, panoptic_annotations_trainval2017.zip) '
+                 'in mmdet\'s layout: annotations/panoptic_{train,val}2017.json, their PNG folders '
+                 'annotations/panoptic_{train,val}2017/, and train2017/, val2017/')
 CANVAS_FILES = ('instances_train.json', 'instances_val.json', 'panoptic_train.json', 'panoptic_val.json',
                 'train', 'val')
 
@@ -38,6 +41,9 @@ def set_data_root(cfg, data_root: str):
     for evaluator in ('val_evaluator', 'test_evaluator'):
         if cfg.get(evaluator) and cfg[evaluator].get('ann_file'):
             cfg[evaluator].ann_file = data_root + 'annotations/' + osp.basename(cfg[evaluator].ann_file)
+        if cfg.get(evaluator) and cfg[evaluator].get('seg_prefix'):  # CocoPanopticMetric's PNG folder
+            cfg[evaluator].seg_prefix = data_root + 'annotations/' + osp.basename(
+                cfg[evaluator].seg_prefix.rstrip('/')) + '/'
 
 
 def dataset_files(cfg):
@@ -65,6 +71,8 @@ def dataset_files(cfg):
         for e in (ev if isinstance(ev, (list, tuple)) else [ev]):
             if e and e.get('ann_file'):
                 anns.append(osp.abspath(e.ann_file))
+            if e and e.get('seg_prefix'):
+                imgs.append(osp.abspath(e.seg_prefix))
     return list(dict.fromkeys(anns)), list(dict.fromkeys(imgs))
 
 
@@ -79,6 +87,8 @@ def how_to_make(path: str) -> str:
     path = path.rstrip('/')
     name, parent = osp.basename(path), osp.dirname(path)
     root = osp.dirname(parent) if osp.basename(parent) == 'annotations' else parent
+    if name.startswith('panoptic_') and '2017' in name:
+        return PANOPTIC_HINT
     if '2017' in name:
         return COCO_HINT.replace(', or pass --data-root DIR', ', or point the config\'s data_root elsewhere '
                                  '(--cfg-options)')
@@ -96,5 +106,10 @@ def check_dataset_files(cfg) -> None:
     that ``cfg`` reads does not exist."""
     missing = missing_dataset_files(cfg)
     if missing:
-        more = f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''
-        raise MissingDataError(f'{missing[0]} not found{more}: {how_to_make(missing[0])}')
+        if len(missing) == 1:
+            what = missing[0]
+        else:  # (every missing file, named from their common folder)
+            root = osp.commonpath(missing)
+            shown = ', '.join(osp.relpath(p, root) for p in missing[:6]) + (' ...' if len(missing) > 6 else '')
+            what = f'{len(missing)} dataset files and folders under {root} ({shown}) were'
+        raise MissingDataError(f'{what} not found: {how_to_make(missing[0])}')

@@ -45,6 +45,8 @@ def smoke_overrides(cfg):
     """Tiny and CPU-friendly: 128 px canvases, batch 2, no workers, 4 iterations, plain fp32 optimiser."""
     size, iters = 128, 4
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        if not cfg.get(loader):  # (a config without validation: panoptic stage 1)
+            continue
         cfg[loader].batch_size = 2
         cfg[loader].num_workers = 0
         cfg[loader].persistent_workers = False

@@ -3,4 +3,3 @@
 _base_ = './detr-panoptic-stage2_r18_1xb16-mini.py'
 
 model = dict(type='BFDETRPanoptic', batchformer=dict(insert_idx=[0], mode='two_stream', shared=True))
-load_from = 'work_dirs/bf-detr-panoptic-stage1_r18_1xb16-mini/iter_8000.pth'

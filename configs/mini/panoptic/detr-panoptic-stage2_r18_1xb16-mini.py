@@ -1,7 +1,7 @@
 # DETR panoptic, stage 2, on the mini benchmark: DETR's mask head (attention maps of the last decoder layer's
 # queries over the memory, a small FPN over C5..C2 of the ResNet-18) trained on the frozen stage-1 detector, focal +
 # dice mask losses (weights 1, 1), DETR's panoptic fusion; PQ from mmdet's CocoPanopticMetric. The stage-1
-# checkpoint comes from the table runner (reproduce/table_panoptic.sh) or --cfg-options load_from=PATH.
+# checkpoint comes with --cfg-options load_from=PATH (the stage-1 run of the same arm and seed).
 # Schedule as DETR's 25 epochs with the drop at 15, in iterations (docs/panoptic.md).
 _base_ = './detr-panoptic-stage1_r18_1xb16-mini.py'
 
@@ -12,7 +12,6 @@ model = dict(
     mask_head=dict(num_heads=8, fpn_dims=(256, 128, 64)),  # ResNet-18's C4, C3, C2
     loss_mask_focal=1.0, loss_mask_dice=1.0,
     fusion=dict(threshold=0.85, min_area=4))
-load_from = 'work_dirs/detr-panoptic-stage1_r18_1xb16-mini/iter_8000.pth'
 val_dataloader = {{_base_.mini_panoptic_val_dataloader}}
 test_dataloader = {{_base_.mini_panoptic_test_dataloader}}
 val_evaluator = {{_base_.mini_panoptic_val_evaluator}}
