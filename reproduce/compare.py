@@ -62,15 +62,15 @@ def parse_args(argv=None):
 
 
 def table_of(path: str):
-    """The spec of the table whose results ``path`` holds, recognised by its row and arm columns (detection's
-    when none matches: reading then names the missing columns)."""
+    """The spec of the table whose results ``path`` holds, recognised by its row, arm and primary metric columns
+    (detection's when none matches: reading then names the missing columns)."""
     try:
         with open(path) as f:
             header = f.readline().strip().split(',')
     except OSError:
         header = []
     specs = all_specs()
-    return next((spec for spec in specs.values() if spec.row_column in header and spec.arm_column in header),
+    return next((spec for spec in specs.values() if {spec.row_column, spec.arm_column, spec.primary} <= set(header)),
                 next(iter(specs.values())))
 
 

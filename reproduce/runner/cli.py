@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import os.path as osp
 
 from mmdet_plugins.utils.provenance import atomic_write_text
@@ -167,6 +168,20 @@ def main(spec: TableSpec, argv=None) -> int:
         if run.config not in configs:
             configs[run.config] = load_config(spec, run.config, args.scale)
     schedule_of = {config: Schedule.of(cfg) for config, cfg in configs.items()}
+    pre_config_of = {}  # a run's config -> the config of its first stage (TableSpec.pre_stage)
+    if spec.pre_stage is not None:
+        for run in runs:
+            pre = spec.pre_stage(run.row, run.arm, args.scale)
+            if pre_config_of.setdefault(run.config, pre) != pre:
+                D.fail(f'{spec.name}: {run.config} follows two first stages ({pre_config_of[run.config]}, {pre}); '
+                       'give each its own config')
+            if pre not in configs:
+                configs[pre] = load_config(spec, pre, args.scale)
+                schedule_of[pre] = Schedule.of(configs[pre])
+        for config, pre in pre_config_of.items():  # (a run's fingerprint covers both stages)
+            sch = schedule_of[config]
+            schedule_of[config] = Schedule(sch.length, sch.unit, hashlib.sha1(
+                (sch.fingerprint + schedule_of[pre].fingerprint).encode()).hexdigest()[:12])
     if args.deadline and any(sch.unit != 'iter' for sch in schedule_of.values()):
         D.fail('--deadline needs iteration-based configs (the mini and smoke scales); the full scale trains by '
                'epochs: resume an interrupted run with tools/train.py --resume')
@@ -226,7 +241,7 @@ def main(spec: TableSpec, argv=None) -> int:
         if scale.pretrain_backbones:
             D.ensure_pretrained_backbones(sorted({run.config for run in train_runs}), REPO)
 
-        def build_config(run):
+        def build_config(run):  # (also a first stage's run: its config is among configs)
             cfg = copy.deepcopy(configs[run.config])
             cfg.work_dir = run.work_dir
             cfg.randomness = dict(seed=run.seed)
@@ -235,7 +250,7 @@ def main(spec: TableSpec, argv=None) -> int:
             return cfg
 
         new_rows, failed = execute(train_runs, args, scale, spec, stored_keys, ident_of, build_config, logs_dir,
-                                   gpu_name(scale))
+                                   gpu_name(scale), pre_config_of)
 
     # rows from work dirs (also runs finished in earlier calls) + stored rows not superseded
     rows = {}

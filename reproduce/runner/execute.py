@@ -10,7 +10,8 @@ import threading
 import time
 
 
-from .runs import Run, add_progress, finish_run, last_checkpoint, mark_started, run_state
+from .runs import (Run, add_progress, final_checkpoint, finish_run, last_checkpoint, mark_started, run_state,
+                   stage1_run)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -87,12 +88,29 @@ def gpu_slots(args, scale):
     return [gpus[i % len(gpus)] for i in range(args.parallel)]
 
 
-def execute(runs, args, scale, spec, stored_keys, ident_of, build_config, logs_dir, hardware_name):
+def first_stage_state(run: Run, pre_config: str, ident_of) -> str:
+    """``done`` (its final checkpoint is there), ``interrupted``, ``new``; a first stage started under another
+    fingerprint is cleared (``new``)."""
+    pre = stage1_run(run, pre_config)
+    state = run_state(pre, set(), False, ident_of[pre_config])
+    if state == 'redo':
+        shutil.rmtree(pre.work_dir, ignore_errors=True)
+        return 'new'
+    if state == 'foreign':
+        raise SystemExit(f'error: {pre.work_dir} holds a first stage started on another dataset; move it away')
+    return 'done' if final_checkpoint(pre, ident_of[pre_config].schedule) else state
+
+
+def execute(runs, args, scale, spec, stored_keys, ident_of, build_config, logs_dir, hardware_name,
+            pre_config_of=None):
     """Train (or evaluate) what is not finished, at most ``args.parallel`` at a time (no run may be ``foreign``:
     the caller refuses those). Returns (rows, failed).
 
     ``ident_of[config]``: the runs' :class:`~reproduce.runner.runs.Identity`; ``build_config(run)``: the config
-    a new run trains with."""
+    a new run trains with. ``pre_config_of[run.config]``: the config of the run's first stage
+    (``TableSpec.pre_stage``), trained first in ``<work_dir>/stage1/``; the run then starts from its final
+    checkpoint."""
+    pre_config_of = pre_config_of or {}
     todo = []
     for i, run in enumerate(runs, 1):
         state = run_state(run, stored_keys, args.force, ident_of[run.config])
@@ -102,7 +120,13 @@ def execute(runs, args, scale, spec, stored_keys, ident_of, build_config, logs_d
         if state == 'finished':
             print(f'[{i}/{len(runs)}] {run.name}: finished, skipped')
             continue
-        todo.append((i, run, state))
+        pre_config = pre_config_of.get(run.config)
+        if state == 'new' and pre_config is not None:
+            first = first_stage_state(run, pre_config, ident_of)
+            if first != 'done':
+                todo.append((i, stage1_run(run, pre_config), first, run))
+                continue
+        todo.append((i, run, state, None))
     todo.sort(key=lambda item: item[2] != 'interrupted')  # resume first: they hold checkpoints of this machine
     rows, running, failed = [], [], []
     slots = gpu_slots(args, scale)  # one entry per run that may train at once; None: the processes share the GPUs
@@ -124,11 +148,15 @@ def execute(runs, args, scale, spec, stored_keys, ident_of, build_config, logs_d
                     print(f'deadline near: {len(queue)} run(s) not started; call again to continue')
                     queue = []
                     break
-                i, run, state = queue.pop(0)
+                i, run, state, then = queue.pop(0)  # then: the run this first stage belongs to (or None)
                 ident = ident_of[run.config]
                 os.makedirs(run.work_dir, exist_ok=True)
                 if state == 'new' or not osp.isfile(osp.join(run.work_dir, 'run_config.py')):
-                    build_config(run).dump(osp.join(run.work_dir, 'run_config.py'))
+                    cfg = build_config(run)
+                    if then is None and run.config in pre_config_of:  # start from the first stage's end
+                        pre = stage1_run(run, pre_config_of[run.config])
+                        cfg.load_from = osp.abspath(final_checkpoint(pre, ident_of[pre.config].schedule))
+                    cfg.dump(osp.join(run.work_dir, 'run_config.py'))
                     mark_started(run, ident)
                 cmd = command(run, state, gpus_per_run)
                 verb = {'interrupted': 'resuming', 'evaluate': 'evaluating its last checkpoint'}.get(state, 'starting')
@@ -137,9 +165,12 @@ def execute(runs, args, scale, spec, stored_keys, ident_of, build_config, logs_d
                     gpu = slots.pop(0)
                     run_env = dict(env, CUDA_VISIBLE_DEVICES=gpu)
                     verb += f' on GPU {gpu}'
-                print(f'[{i}/{len(runs)}] {run.name}: {verb} ({run.config}, seed {run.seed})', flush=True)
-                running.append(RunProcess(run, cmd, run_env, verbose=args.parallel == 1, label=f'[{run.name}]',
-                                          metric_key=metric_key, gpu=gpu))
+                name = run.name if then is None else f'{run.name} stage 1'
+                print(f'[{i}/{len(runs)}] {name}: {verb} ({run.config}, seed {run.seed})', flush=True)
+                rp = RunProcess(run, cmd, run_env, verbose=args.parallel == 1, label=f'[{name}]',
+                                metric_key=metric_key, gpu=gpu)
+                rp.then, rp.index = then, i
+                running.append(rp)
             time.sleep(0.5)
             for rp in list(running):
                 rc = rp.poll()
@@ -150,8 +181,16 @@ def execute(runs, args, scale, spec, stored_keys, ident_of, build_config, logs_d
                     slots.append(rp.gpu)
                 add_progress(rp.run, time.time() - rp.start)
                 if rc != 0:
-                    failed.append(rp.run.name)
+                    failed.append(rp.run.name if rp.then is None else rp.then.name)
                     print(f'{rp.run.name}: FAILED (exit {rc}); see {osp.join(rp.run.work_dir, "train.log")}')
+                    continue
+                if rp.then is not None:  # a first stage ended: at its end, its run starts next
+                    if final_checkpoint(rp.run, ident_of[rp.run.config].schedule):
+                        print(f'{rp.then.name}: stage 1 finished', flush=True)
+                        queue.insert(0, (rp.index, rp.then, 'new', None))
+                    else:
+                        print(f'{rp.then.name}: stage 1 stopped before its last iteration (deadline); it resumes on '
+                              'the next call')
                     continue
                 row = finish_run(rp.run, spec, ident_of[rp.run.config], args.scale, logs_dir, hardware_name)
                 if row is None:

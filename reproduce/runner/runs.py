@@ -193,12 +193,30 @@ def add_progress(run: Run, seconds: float):
     atomic_write_text(osp.join(run.work_dir, 'progress.json'), json.dumps(p))
 
 
+STAGE1_DIR = 'stage1'  # a run's first stage (TableSpec.pre_stage) trains in <work_dir>/stage1/
+
+
+def stage1_run(run: Run, config: str) -> Run:
+    """The first stage of ``run`` (its own work directory inside the run's)."""
+    return Run(run.row, run.arm, run.seed, config, osp.join(run.work_dir, STAGE1_DIR))
+
+
+def final_checkpoint(run: Run, schedule: Schedule):
+    """The checkpoint of the run's last iteration (or epoch) when it has one, else None."""
+    ckpt = last_checkpoint(run)
+    final = f'iter_{schedule.length}.pth' if schedule.unit == 'iter' else f'epoch_{schedule.length}.pth'
+    return ckpt if ckpt and osp.basename(ckpt) == final and osp.isfile(ckpt) else None
+
+
 def finish_run(run: Run, spec: TableSpec, ident: Identity, scale: str, logs_dir: str, hardware_name: str):
     """Copy the json logs, then write result.json (the row), once the run's last validation is logged."""
     metrics, logs = final_metrics(run, ident.schedule, spec.metrics[spec.primary])
     if metrics is None:
         return None
     progress = read_progress(run)
+    if osp.isdir(osp.join(run.work_dir, STAGE1_DIR)):  # a first stage's time counts too
+        first = read_progress(Run(run.row, run.arm, run.seed, '', osp.join(run.work_dir, STAGE1_DIR)))
+        progress = dict(wall_s=progress['wall_s'] + first['wall_s'], sittings=progress['sittings'] + first['sittings'])
     values = {}
     for column, key in spec.metrics.items():
         value = float(metrics.get(key, -1))
@@ -208,8 +226,11 @@ def finish_run(run: Run, spec: TableSpec, ident: Identity, scale: str, logs_dir:
            'sittings': progress['sittings'], 'gpu': hardware_name, 'commit': git_commit(), 'date': today(),
            'config': run.config, 'scale': scale, 'config_hash': ident.schedule.fingerprint,
            'dataset': ident.dataset}
+    if spec.pre_stage is not None:
+        row['stage1_config'] = spec.pre_stage(run.row, run.arm, scale)
+        logs = sorted(glob.glob(osp.join(run.work_dir, STAGE1_DIR, '*', 'vis_data', 'scalars.json'))) + logs
     merged = []
-    for path in logs:  # every sitting's log, in order
+    for path in logs:  # every sitting's log, in order (a first stage's first)
         with open(path) as f:
             merged += [line for line in f if line.strip()]
     if merged:  # (never replace a stored log with nothing)

@@ -110,6 +110,10 @@ class TableSpec:
         render: ``render(df, paper, spec, scale, banner) -> markdown`` for the table, or None for the default
             (:func:`reproduce.runner.results.render_table`: one line per row, the arms side by side).
         borrow: finished runs taken from another table's CSV (:class:`Borrow`), or None.
+        pre_stage: ``pre_stage(row, arm, scale)`` -> the config of a first training stage, or None: each run
+            first trains that config in ``<work_dir>/stage1/`` and its own config then starts from the stage's
+            final checkpoint (``load_from``; DETR panoptic: the box model, then the mask head). The run's
+            fingerprint covers both configs; its time, both stages.
     """
     name: str
     title: str
@@ -132,6 +136,7 @@ class TableSpec:
     artifacts: Tuple[str, ...] = ()
     render: Optional[Callable] = None
     borrow: Optional[Borrow] = None
+    pre_stage: Optional[Callable[[str, Arm, str], str]] = None
 
     @property
     def primary(self) -> str:

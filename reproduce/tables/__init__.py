@@ -1,5 +1,5 @@
 """One module per paper table, each a :class:`~reproduce.runner.TableSpec` named ``SPEC``, for the shared runner."""
-NAMES = ('detection', 'classification', 'ablation')
+NAMES = ('detection', 'classification', 'ablation', 'panoptic')
 
 
 def all_specs() -> dict:
