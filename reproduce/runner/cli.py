@@ -26,7 +26,7 @@ from mmdet_plugins.utils.provenance import atomic_write_text
 from . import data as D
 from .execute import command, execute, visible_gpus
 from .results import ResultsFileError, columns, read_results_csv, render_table, render_time_table, results_frame
-from .runs import Identity, Run, Schedule, read_result, run_state
+from .runs import Identity, Run, Schedule, copy_logs, read_result, run_state
 from .spec import TableSpec
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -151,9 +151,9 @@ def main(spec: TableSpec, argv=None) -> int:
         print('=' * 100 + '\n' + scale.banner + '\n' + '=' * 100, flush=True)
 
     # the runs, baseline and other arms of a seed side by side, so that partial sittings pair up
-    arms = [arm for arm in spec.arms if scale.arms is None or arm.value in scale.arms]
     runs = [Run(row, arm, seed, spec.config(row, arm, args.scale), '')
-            for row in args.rows for seed in range(args.seeds) for arm in arms]
+            for row in args.rows for seed in range(args.seeds) for arm in spec.arms_of(row)
+            if scale.arms is None or arm.value in scale.arms]
     if args.only:
         by_name = {run.name: run for run in runs}
         unknown = [name for name in args.only if name not in by_name]
@@ -262,6 +262,8 @@ def main(spec: TableSpec, argv=None) -> int:
         result = read_result(run, ident_of[run.config])
         if result is not None:
             rows[run.key] = result
+            if not osp.isfile(osp.join(logs_dir, f'{run.name}.json')):  # (a results folder replaced since it ended)
+                copy_logs(run, spec, logs_dir)
     for r in new_rows:
         rows[(r[spec.row_column], r[spec.arm_column], r['seed'])] = r
     if not rows:

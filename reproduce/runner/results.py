@@ -271,7 +271,12 @@ def provenance_lines(df) -> list:
 
 def render_time_table(df, spec: TableSpec, scale: str) -> str:
     """Markdown: how long the stored runs took (the CSV's ``wall_s``): per row, each arm's median run and the sum
-    over all runs, and the total."""
+    over all runs, and the total. Rows borrowed from another table (``borrowed_from``) are left out: their time
+    is that table's."""
+    borrowed = 0
+    if 'borrowed_from' in df.columns:
+        borrowed = int(df.borrowed_from.notna().sum())
+        df = df[df.borrowed_from.isna()]
     arms = spec.arms
     lines = [f'| {spec.row_column} | runs | iterations | '
              + ' | '.join(f'{arm.label} run, median (range)' for arm in arms) + ' | all runs |',
@@ -294,5 +299,6 @@ def render_time_table(df, spec: TableSpec, scale: str) -> str:
     lines += ['', f'{spec.title}, {scale} scale: {total / 3600:.1f} hours of run time in all ({gpus}). A run\'s time is '
               'its training process\'s wall-clock time summed over its sittings, final validation included. '
               'Several runs often shared one GPU, each then slower than alone, so these times overstate what a '
-              'run takes on a GPU of its own.', '']
+              'run takes on a GPU of its own.'
+              + (f' Runs borrowed from another table ({borrowed}) are not counted here.' if borrowed else ''), '']
     return '\n'.join(lines)

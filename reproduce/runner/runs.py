@@ -208,6 +208,27 @@ def final_checkpoint(run: Run, schedule: Schedule):
     return ckpt if ckpt and osp.basename(ckpt) == final and osp.isfile(ckpt) else None
 
 
+def copy_logs(run: Run, spec: TableSpec, logs_dir: str, logs=None):
+    """Write the run's json logs (every sitting's, a first stage's first) to ``<logs_dir>/<run>.json`` and its
+    artifacts beside them; ``logs``: the run's own sittings' scalars.json (found when None). A run with no log
+    lines leaves a stored log as it is."""
+    if logs is None:
+        logs = sorted(glob.glob(osp.join(run.work_dir, '*', 'vis_data', 'scalars.json')))
+    if spec.pre_stage is not None:
+        logs = sorted(glob.glob(osp.join(run.work_dir, STAGE1_DIR, '*', 'vis_data', 'scalars.json'))) + list(logs)
+    merged = []
+    for path in logs:
+        with open(path) as f:
+            merged += [line for line in f if line.strip()]
+    if merged:  # (never replace a stored log with nothing)
+        atomic_write_text(osp.join(logs_dir, f'{run.name}.json'), ''.join(merged))
+    for name in spec.artifacts:  # files the run wrote beside its logs (e.g. grad_per_class.json)
+        path = osp.join(run.work_dir, name)
+        if osp.isfile(path):
+            with open(path) as f:
+                atomic_write_text(osp.join(logs_dir, f'{run.name}.{name}'), f.read())
+
+
 def finish_run(run: Run, spec: TableSpec, ident: Identity, scale: str, logs_dir: str, hardware_name: str):
     """Copy the json logs, then write result.json (the row), once the run's last validation is logged."""
     metrics, logs = final_metrics(run, ident.schedule, spec.metrics[spec.primary])
@@ -228,17 +249,6 @@ def finish_run(run: Run, spec: TableSpec, ident: Identity, scale: str, logs_dir:
            'dataset': ident.dataset}
     if spec.pre_stage is not None:
         row['stage1_config'] = spec.pre_stage(run.row, run.arm, scale)
-        logs = sorted(glob.glob(osp.join(run.work_dir, STAGE1_DIR, '*', 'vis_data', 'scalars.json'))) + logs
-    merged = []
-    for path in logs:  # every sitting's log, in order (a first stage's first)
-        with open(path) as f:
-            merged += [line for line in f if line.strip()]
-    if merged:  # (never replace a stored log with nothing)
-        atomic_write_text(osp.join(logs_dir, f'{run.name}.json'), ''.join(merged))
-    for name in spec.artifacts:  # files the run wrote beside its logs (e.g. grad_per_class.json)
-        path = osp.join(run.work_dir, name)
-        if osp.isfile(path):
-            with open(path) as f:
-                atomic_write_text(osp.join(logs_dir, f'{run.name}.{name}'), f.read())
+    copy_logs(run, spec, logs_dir, logs)
     atomic_write_text(osp.join(run.work_dir, 'result.json'), json.dumps(row, indent=1))
     return row

@@ -114,6 +114,8 @@ class TableSpec:
             first trains that config in ``<work_dir>/stage1/`` and its own config then starts from the stage's
             final checkpoint (``load_from``; DETR panoptic: the box model, then the mask head). The run's
             fingerprint covers both configs; its time, both stages.
+        row_arms: row -> the arm values it trains, for a row that trains fewer than every arm (the ablation's
+            second detector: the baseline, the default and the variants that moved the first one).
     """
     name: str
     title: str
@@ -137,6 +139,7 @@ class TableSpec:
     render: Optional[Callable] = None
     borrow: Optional[Borrow] = None
     pre_stage: Optional[Callable[[str, Arm, str], str]] = None
+    row_arms: Dict[str, Tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def primary(self) -> str:
@@ -145,6 +148,11 @@ class TableSpec:
     @property
     def key_columns(self) -> Sequence[str]:
         return [self.row_column, self.arm_column, 'seed']
+
+    def arms_of(self, row: str) -> Tuple[Arm, ...]:
+        """The arms ``row`` trains: those ``row_arms`` names for it, else every arm."""
+        values = self.row_arms.get(row)
+        return self.arms if values is None else tuple(arm for arm in self.arms if arm.value in values)
 
     def arm(self, value: int) -> Arm:
         for arm in self.arms:

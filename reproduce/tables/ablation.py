@@ -2,7 +2,8 @@
 
     bash reproduce/table_ablation.sh [--scale smoke|mini] [--seeds N] [--only RUN ...] ...
 
-Row: the detector (Deformable DETR, the paper's main setting). Arms (the CSV column ``variant``): the baseline, the
+Rows: the detector: Deformable DETR (the paper's main setting) with every arm, and SMCA-DETR with the baseline, the
+default and the variants that moved Deformable DETR beyond their interval (``SMCA_VARIANTS``). Arms (the CSV column ``variant``): the baseline, the
 default BatchFormerV2 setting (the paper's: one module after encoder layer 0, two streams, padding-aware attention,
 dropout 0.5, the whole batch), and variants that each change one thing (``configs/mini/ablation/``). Every arm is
 trained with the same seeds, so each is paired by seed with the baseline and with the default. The table has one
@@ -43,7 +44,14 @@ VARIANTS = {
     10: ('group4', 'attention within groups of 4 images', 'ablation/bf-deformable-detr-group4_r18_1xb16-mini.py'),
     11: ('group8', 'attention within groups of 8 images', 'ablation/bf-deformable-detr-group8_r18_1xb16-mini.py'),
 }
-DETECTORS = ('DeformableDETR', )
+# The second detector trains the baseline, the default and the variants that moved Deformable DETR beyond their
+# interval (the one-stream arm, against the default): arm value -> config under configs/mini/.
+SMCA_VARIANTS = {
+    0: 'smca-detr_r18_1xb16-mini.py',
+    1: 'bf-smca-detr_r18_1xb16-mini.py',
+    6: 'ablation/bf-smca-detr-one-stream_r18_1xb16-mini.py',
+}
+DETECTORS = ('DeformableDETR', 'SMCADETR')
 DEFAULT_ARM = 1
 
 
@@ -55,6 +63,10 @@ def config_path(detector: str, variant: int, scale: str = 'mini') -> str:
         raise KeyError(f'unknown variant {variant}; known: {sorted(VARIANTS)}')
     if scale not in ('mini', 'smoke'):
         raise ValueError(f'the ablation table has no {scale!r} scale: mini or smoke')
+    if detector == 'SMCADETR':
+        if variant not in SMCA_VARIANTS:
+            raise KeyError(f'SMCADETR trains the variants {sorted(SMCA_VARIANTS)} only, not {variant}')
+        return f'configs/mini/{SMCA_VARIANTS[variant]}'
     return f'configs/mini/{VARIANTS[variant][2]}'
 
 
@@ -71,7 +83,7 @@ def render_ablation(df, paper, spec, scale: str, banner=None) -> str:
         by_arm = {arm.value: d[d[spec.arm_column] == arm.value].set_index('seed') for arm in spec.arms}
         lines += [f'*{detector}*', '', '| variant | seeds | AP | Δ vs baseline [95% CI] | Δ vs default [95% CI] | AP50 |',
                   '|---|---|---|---|---|---|']
-        for arm in spec.arms:
+        for arm in spec.arms_of(detector):
             runs = by_arm[arm.value]
             if runs.empty:
                 lines.append(f'| `{arm.tag}`: {arm.name} | not run | – | – | – | – |')
@@ -90,16 +102,21 @@ def render_ablation(df, paper, spec, scale: str, banner=None) -> str:
     if 'borrowed_from' in df.columns:
         taken = df[df.borrowed_from.notna()]
         for stem, d in taken.groupby('borrowed_from'):
-            which = ', '.join(f'`{spec.arm(int(v)).tag}` (seeds {" ".join(str(int(x)) for x in sorted(g.seed))})'
-                              for v, g in d.groupby(spec.arm_column))
+            def seeds(g):
+                return ' '.join(str(int(x)) for x in sorted(g.seed))
+            which = '; '.join(f'{detector}: ' + ', '.join(f'`{spec.arm(int(v)).tag}` (seeds {seeds(g)})'
+                                                          for v, g in dd.groupby(spec.arm_column))
+                              for detector, dd in d.groupby(spec.row_column))
             lines += [f'Runs of `results/measured/{stem}.csv` (the same configs, schedules and data), not trained '
                       f'again: {which}.', '']
     for line in provenance_lines(df):
         lines += [line, '']
     if {'config', 'iterations'} <= set(df.columns):
-        cfgs = df[[spec.arm_column, 'config', 'iterations']].drop_duplicates().sort_values(spec.arm_column)
-        lines += ['Configs: ' + '; '.join(f'`{spec.arm(int(r[1])).tag}`: `{r[2]}` ({int(r[3])} it)'
-                                          for r in cfgs.itertuples()), '']
+        cols = [spec.row_column, spec.arm_column, 'config', 'iterations']
+        cfgs = df[cols].drop_duplicates().sort_values(cols[:2])
+        for detector, d in cfgs.groupby(spec.row_column):
+            lines += [f'Configs, {detector}: ' + '; '.join(f'`{spec.arm(int(r[2])).tag}`: `{r[3]}` ({int(r[4])} it)'
+                                                            for r in d.itertuples()), '']
     return '\n'.join(lines)
 
 
@@ -119,9 +136,10 @@ SPEC = TableSpec(
     render=render_ablation,
     # (the baseline and the default are the detection table's Deformable DETR runs: the same configs)
     borrow=Borrow(table='detection', arms={0: 0, 1: 1}),
+    row_arms={'SMCADETR': tuple(SMCA_VARIANTS)},
     scales={
         # (the smoke batch of 2 images: groups of 2 only; every code path of the variants once)
-        'smoke': Scale(data='canvas', data_root='data/fashion_canvas_smoke', seeds=1, rows=DETECTORS,
+        'smoke': Scale(data='canvas', data_root='data/fashion_canvas_smoke', seeds=1, rows=DETECTORS[:1],
                        canvas_preset='smoke', overrides=smoke_overrides, banner=SMOKE_BANNER, cpu_only=True,
                        arms=(0, 1, 5, 6, 7, 9)),
         'mini': Scale(data='canvas', data_root='data/fashion_canvas', seeds=3, rows=DETECTORS, canvas_preset='mini',

@@ -85,12 +85,13 @@ ABLATION_CONFIGS = [p for p in CONFIGS if p.startswith('configs/mini/ablation/')
 
 
 def test_ablation_configs_found():
-    assert len(ABLATION_CONFIGS) == 10
+    assert len(ABLATION_CONFIGS) == 11  # 10 variants of Deformable DETR, 1 of SMCA-DETR
 
 
 @pytest.mark.parametrize('path', ABLATION_CONFIGS)
 def test_an_ablation_config_changes_one_batchformer_setting_of_the_default(path):
-    default = load_config('configs/mini/bf-deformable-detr_r18_1xb16-mini.py').to_dict()
+    detector = 'smca-detr' if '/bf-smca-detr-' in path else 'deformable-detr'
+    default = load_config(f'configs/mini/bf-{detector}_r18_1xb16-mini.py').to_dict()
     variant = load_config(path).to_dict()
     d_bf, v_bf = default['model'].pop('batchformer'), variant['model'].pop('batchformer')
     assert variant == default

@@ -18,6 +18,21 @@ def test_every_arm_has_a_config():
         config_path('DeformableDETR', 0, 'full')
     with pytest.raises(KeyError, match='unknown variant'):
         config_path('DeformableDETR', 12)
+    # the second detector: the baseline, the default and the one-stream variant only
+    assert [arm.tag for arm in SPEC.arms_of('SMCADETR')] == ['base', 'bf', 'one-stream']
+    assert SPEC.arms_of('DeformableDETR') == SPEC.arms
+    for arm in SPEC.arms_of('SMCADETR'):
+        assert osp.isfile(osp.join(REPO, config_path('SMCADETR', arm.value)))
+    with pytest.raises(KeyError, match='SMCADETR trains the variants'):
+        config_path('SMCADETR', 9)
+
+
+def test_the_second_detector_trains_its_arms_only(capsys):
+    from reproduce.tables import ablation
+    assert ablation.main(['--scale', 'mini', '--dry-run', '--only', 'SMCADETR-one-stream-s2']) == 0
+    assert 'SMCADETR-one-stream-s2 (new)' in capsys.readouterr().out
+    with pytest.raises(SystemExit, match='no such run'):
+        ablation.main(['--scale', 'mini', '--dry-run', '--only', 'SMCADETR-group2-s0'])
 
 
 def frame():
@@ -82,14 +97,19 @@ def test_baseline_and_default_are_borrowed_from_the_detection_csv(tmp_path, caps
     assert ablation.main(args + ['--collect-only']) == 0
     out = capsys.readouterr().out
     assert 'DeformableDETR-base-s0: taken from detection_mini.csv' in out
-    df = pd.read_csv(results / 'measured' / 'ablation_mini.csv', dtype={'commit': str})
+    every = pd.read_csv(results / 'measured' / 'ablation_mini.csv', dtype={'commit': str})
+    assert (every.borrowed_from == 'detection_mini').all()
+    smca = every[every.detector == 'SMCADETR']
+    assert sorted(zip(smca.variant, smca.seed)) == [(v, s) for v in (0, 1) for s in (0, 1, 2)]
+    df = every[every.detector == 'DeformableDETR']
     assert sorted(zip(df.variant, df.seed)) == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 2)]
-    assert (df.borrowed_from == 'detection_mini').all()
     mine = det[(det.detector == 'DeformableDETR') & (det.bf == 0) & (det.seed == 2)].iloc[0]
     row = df[(df.variant == 0) & (df.seed == 2)].iloc[0]
     assert row.AP == mine.AP and row.commit == mine.commit and row.config_hash == mine.config_hash
     table = (results / 'tables' / 'ablation_mini.md').read_text()
-    assert '`base` (seeds 0 1 2), `bf` (seeds 0 2)' in table
+    assert 'DeformableDETR: `base` (seeds 0 1 2), `bf` (seeds 0 2); SMCADETR: `base` (seeds 0 1 2)' in table
+    smca_block = table[table.index('*SMCADETR*'):]
+    assert '| `one-stream`: one stream' in smca_block and '`group2`' not in smca_block.split('Runs of')[0]
     shutil.copy(results / 'measured' / 'ablation_mini.csv', tmp_path / 'before.csv')
     assert ablation.main(args + ['--collect-only']) == 0  # once more: the same CSV
     assert (results / 'measured' / 'ablation_mini.csv').read_text() == (tmp_path / 'before.csv').read_text()

@@ -71,10 +71,13 @@ def test_smoke_end_to_end_with_interrupt_and_resume(dirs, capsys):
     assert out.count('finished, skipped') == 4 and 'starting' not in out
     assert open(csv).read() == before
 
-    # 4) --collect-only from the work dirs alone (stored CSV removed)
+    # 4) --collect-only from the work dirs alone (stored CSV and logs removed: a host whose results/ was replaced)
     os.remove(csv)
+    logs = osp.join(dirs['results'], 'logs', 'detection_smoke')
+    shutil.rmtree(logs)
     assert table_main(dirs, '--collect-only') == 0
     assert len(pd.read_csv(csv)) == 4
+    assert sorted(os.listdir(logs)) == sorted(f'DETR-{a}-s{s}.json' for a in ('base', 'bf') for s in (0, 1))
 
     # 5) a run stopped during its final validation (checkpoint at the last iteration, no result) is evaluated
     work = osp.join(dirs['work'], 'smoke', 'DETR-bf-s1')

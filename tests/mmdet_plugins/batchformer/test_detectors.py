@@ -145,7 +145,7 @@ def test_dino_streams_share_denoising_queries():
     assert model._modules['dn_query_generator'].__class__.__name__ == 'CdnQueryGenerator'
 
 
-@pytest.mark.parametrize('name', ['DETR', 'DeformableDETR'])
+@pytest.mark.parametrize('name', ['DETR', 'DeformableDETR', 'SMCADETR'])  # (the ablation's one-stream arms)
 def test_one_stream_and_off_modes(name):
     torch.manual_seed(0)
     one = no_dropout(build_detector(name)).train()

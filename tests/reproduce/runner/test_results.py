@@ -40,3 +40,16 @@ def test_a_csv_without_some_metrics_renders_them_as_missing():
     df = frame([dict(detector='DETR', bf=bf, seed=s, AP=20.0 + bf + s) for s in (0, 1) for bf in (0, 1)])
     row = next(line for line in table(df).splitlines() if line.startswith('| DETR |'))
     assert row.startswith('| DETR | 2/2 | 20.5 ± 0.7 | 21.5 ± 0.7 | +1.0 [+1.0, +1.0] | n/a | n/a | missing | missing |')
+
+
+def test_time_table_sums_the_runs_and_leaves_borrowed_ones_out():
+    from reproduce.runner.results import render_time_table
+    from reproduce.tables.ablation import SPEC as ABLATION
+    rows = [dict(detector='DeformableDETR', variant=v, seed=s, AP=30.0, iterations=1500, wall_s=w, gpu='H200',
+                 borrowed_from=b)
+            for v, s, w, b in [(0, 0, 240.0, 'detection_mini'), (3, 0, 600.0, None), (3, 1, 1200.0, None)]]
+    text = render_time_table(results_frame(rows, ABLATION), ABLATION, 'mini')
+    line = next(x for x in text.splitlines() if x.startswith('| DeformableDETR |'))
+    cells = [c.strip() for c in line.strip('|').split('|')]
+    assert cells[1] == '2' and cells[3] == '–' and cells[6] == '15.0 min (10.0-20.0)' and cells[-1] == '0.5 h'
+    assert 'Runs borrowed from another table (1) are not counted here.' in text
