@@ -48,6 +48,17 @@ else
   echo "skipped grad_per_class_classification_mini.png: no results/logs/classification_mini/DeiT-T-bf-s*.grad_per_class.json;" \
        "make them with bash reproduce/table_classification.sh --scale mini on a GPU"
 fi
+# The panoptic figure: seed 0 of the mini panoptic table's baseline and BatchFormerV2 runs on the same validation
+# canvases, from the predictions each run stored (PanopticPredictionsHook), no checkpoint needed
+pan=results/logs/panoptic_mini/DETR
+if [ -f "$pan-base-s0.panoptic_predictions.json" ] && [ -f "$pan-bf-s0.panoptic_predictions.json" ]; then
+  "$PY" analysis/plot_panoptic.py "$pan-base-s0.panoptic_predictions.json" "$pan-bf-s0.panoptic_predictions.json" \
+    --labels "DETR" "DETR + BatchFormerV2" -o "$OUT/panoptic_mini.png" \
+    --title "Mini panoptic benchmark, seed 0: the first validation canvases (results/logs/panoptic_mini)"
+else
+  echo "skipped panoptic_mini.png: no results/logs/panoptic_mini/DETR-{base,bf}-s0.panoptic_predictions.json;" \
+       "make them with bash reproduce/table_panoptic.sh --scale mini on a GPU"
+fi
 # Grad-CAM needs checkpoints, which git does not store: analysis/train_analysis_runs.sh trains them (one GPU, about
 # 7 minutes on an H200) into work_dirs/analysis/ and draws results/figures/gradcam/ itself.
 base_ckpt=work_dirs/analysis/deformable-detr-base-s0/iter_1500.pth

@@ -29,6 +29,8 @@ test_dataloader = dict(val_dataloader)
 val_evaluator = dict(_delete_=True, type='CocoPanopticMetric', ann_file=data_root + 'annotations/panoptic_val2017.json',
                      seg_prefix=data_root + 'annotations/panoptic_val2017/')
 test_evaluator = dict(val_evaluator)
+# the first 4 validation images' predictions, for the panoptic figure (analysis/plot_panoptic.py)
+custom_hooks = [dict(type='PanopticPredictionsHook', num_images=4)]
 val_cfg = dict(_delete_=True, type='ValLoop')
 test_cfg = dict(_delete_=True, type='TestLoop')
 

@@ -223,10 +223,12 @@ def copy_logs(run: Run, spec: TableSpec, logs_dir: str, logs=None):
     if merged:  # (never replace a stored log with nothing)
         atomic_write_text(osp.join(logs_dir, f'{run.name}.json'), ''.join(merged))
     for name in spec.artifacts:  # files the run wrote beside its logs (e.g. grad_per_class.json)
-        path = osp.join(run.work_dir, name)
-        if osp.isfile(path):
-            with open(path) as f:
-                atomic_write_text(osp.join(logs_dir, f'{run.name}.{name}'), f.read())
+        # (a validation-only pass of the last checkpoint writes its own, the newer one)
+        for path in (osp.join(run.work_dir, 'final_eval', name), osp.join(run.work_dir, name)):
+            if osp.isfile(path):
+                with open(path) as f:
+                    atomic_write_text(osp.join(logs_dir, f'{run.name}.{name}'), f.read())
+                break
 
 
 def finish_run(run: Run, spec: TableSpec, ident: Identity, scale: str, logs_dir: str, hardware_name: str):

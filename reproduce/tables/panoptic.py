@@ -58,6 +58,8 @@ SPEC = TableSpec(
     paper_csv='results/paper/panoptic.csv',
     paper_setting='COCO panoptic val2017, DETR ResNet-50, as published (source below)',
     chance=0.0,
+    # (each stage-2 run's predictions on the first validation images, for the panoptic figure)
+    artifacts=('panoptic_predictions.json', ),
     scales={
         'smoke': Scale(data='canvas', data_root='data/fashion_canvas_smoke', seeds=1, rows=ROWS,
                        canvas_preset='smoke', overrides=smoke_overrides, banner=SMOKE_BANNER, cpu_only=True),

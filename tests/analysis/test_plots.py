@@ -155,3 +155,58 @@ def test_frequency_correlation_sign():
     assert rho == pytest.approx(1.0)
     rho, _ = frequency_correlation([5, 3], [1.0, 2.0])
     assert rho != rho, 'fewer than 3 classes: undefined (NaN)'
+
+
+def _panoptic_file(path, img_ids, shift=0, gt=True):
+    """A panoptic_predictions.json of 16x24 images: a thing (class 0, instance 1) and stuff (class 2) around it."""
+    import base64
+    import cv2
+    import numpy as np
+    from mmdet_plugins.analysis.panoptic_predictions_hook import FORMAT, encode_map
+    images = []
+    for i in img_ids:
+        image = np.full((16, 24, 3), 40 * i, dtype=np.uint8)
+        seg = np.full((16, 24), 2, dtype=np.int64)
+        seg[4:12, 6 + shift:14 + shift] = 0 + 1000
+        seg[0, :] = 3  # (void: num_classes)
+        ok, png = cv2.imencode('.png', image)
+        images.append(dict(img_id=i, file_name=f'val_{i}.png', height=16, width=24,
+                           image=base64.b64encode(png.tobytes()).decode(), pred=encode_map(seg),
+                           gt=encode_map(seg) if gt else None))
+    path.write_text(json.dumps(dict(format=FORMAT, iteration=10, classes=['thing', 'other', 'stuff'],
+                                    thing_classes=['thing', 'other'], stuff_classes=['stuff'], instance_offset=1000,
+                                    images=images)))
+    return str(path)
+
+
+def test_panoptic_figure_from_stored_predictions(tmp_path):
+    base = _panoptic_file(tmp_path / 'base.json', [0, 1, 2])
+    bf = _panoptic_file(tmp_path / 'bf.json', [0, 1, 2], shift=3)
+    out = str(tmp_path / 'panoptic.png')
+    res = script('plot_panoptic.py', base, bf, '-o', out, '--images', '2', '--labels', 'DETR', 'DETR + BF')
+    assert res.returncode == 0, res.stderr
+    assert 'wrote' in res.stdout and '(2 images, 2 runs)' in res.stdout
+    assert_png(out)
+    import matplotlib.image
+    height, width = matplotlib.image.imread(out).shape[:2]
+    assert width > 1.5 * height  # 4 columns (image, ground truth, 2 runs), 2 rows
+
+
+def test_panoptic_figure_refuses_bad_input(tmp_path):
+    base = _panoptic_file(tmp_path / 'base.json', [0, 1])
+    out = str(tmp_path / 'p.png')
+    cases = [
+        ([base, _panoptic_file(tmp_path / 'other.json', [0, 5])], 'hold different images'),
+        ([base, str(tmp_path / 'missing.json')], 'no such file'),
+        ([base, '--images', '3'], 'the files hold 2 images'),
+        ([base, '--labels', 'a', 'b'], '2 labels for 1 files'),
+    ]
+    (tmp_path / 'bad.json').write_text('{"format": "something else"}')
+    cases.append(([str(tmp_path / 'bad.json')], 'not a panoptic predictions file'))
+    (tmp_path / 'broken.json').write_text('{"format": ')
+    cases.append(([str(tmp_path / 'broken.json')], 'not json'))
+    for args, message in cases:
+        res = script('plot_panoptic.py', *args, '-o', out)
+        assert res.returncode != 0 and message in res.stderr, (args, res.stderr)
+        assert 'Traceback' not in res.stderr
+    assert not osp.exists(out)

@@ -1,5 +1,6 @@
 """The panoptic table (reproduce/tables/panoptic.py): its two-stage configs, the runner's first stage (its states,
 resume and the run's start from its final checkpoint), compare.py on its CSV, and the smoke scale end to end."""
+import json
 import os
 import os.path as osp
 
@@ -97,3 +98,12 @@ def test_smoke_end_to_end(tmp_path, capsys):
     table = (tmp_path / 'r' / 'tables' / 'panoptic_smoke.md').read_text()
     assert 'SMOKE SCALE' in table and '45.1' in table  # the paper's BatchFormerV2 PQ beside the measured rows
     assert panoptic.main(args) == 0 and capsys.readouterr().out.count('finished, skipped') == 2
+    # each run kept its predictions on the first validation canvases, and the figure draws from them alone
+    logs = tmp_path / 'r' / 'logs' / 'panoptic_smoke'
+    stored = [logs / f'DETR-{arm}-s0.panoptic_predictions.json' for arm in ('base', 'bf')]
+    for path in stored:
+        images = json.loads(path.read_text())['images']
+        assert len(images) == 4 and all(im['gt'] and im['pred'] for im in images)
+    from analysis.plot_panoptic import main as plot_panoptic
+    assert plot_panoptic([str(p) for p in stored] + ['-o', str(tmp_path / 'panoptic.png')]) == 0
+    assert (tmp_path / 'panoptic.png').stat().st_size > 10_000

@@ -16,6 +16,8 @@ val_dataloader = {{_base_.mini_panoptic_val_dataloader}}
 test_dataloader = {{_base_.mini_panoptic_test_dataloader}}
 val_evaluator = {{_base_.mini_panoptic_val_evaluator}}
 test_evaluator = {{_base_.mini_panoptic_test_evaluator}}
+# the first 4 validation images' predictions, for the panoptic figure (analysis/plot_panoptic.py)
+custom_hooks = [dict(type='PanopticPredictionsHook', num_images=4)]
 val_cfg = dict(_delete_=True, type='ValLoop')
 test_cfg = dict(_delete_=True, type='TestLoop')
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)

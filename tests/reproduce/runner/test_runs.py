@@ -41,3 +41,17 @@ def test_copy_logs_without_log_lines_keeps_the_stored_log(tmp_path):
     run = Run('DETR', DETECTION.arm(1), 0, 'configs/mini/bf-detr_r18_1xb16-mini.py', str(tmp_path / 'work'))
     copy_logs(run, DETECTION, str(logs))
     assert (logs / 'DETR-bf-s0.json').read_text() == '{"iter": 5}\n'
+
+
+def test_copy_logs_prefers_the_artifact_of_a_validation_only_pass(tmp_path):
+    work = tmp_path / 'work'
+    _sitting(work, '20261204_100000', 1)
+    (work / 'panoptic_predictions.json').write_text('{"from": "training"}')
+    run = Run(PANOPTIC.rows[0], PANOPTIC.arms[1], 0, 'x.py', str(work))
+    logs = tmp_path / 'logs'
+    copy_logs(run, PANOPTIC, str(logs))
+    assert (logs / f'{run.name}.panoptic_predictions.json').read_text() == '{"from": "training"}'
+    (work / 'final_eval').mkdir()
+    (work / 'final_eval' / 'panoptic_predictions.json').write_text('{"from": "final_eval"}')
+    copy_logs(run, PANOPTIC, str(logs))
+    assert (logs / f'{run.name}.panoptic_predictions.json').read_text() == '{"from": "final_eval"}'
