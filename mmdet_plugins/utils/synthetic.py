@@ -9,14 +9,15 @@ def synthetic_batch(sizes: Sequence[Tuple[int, int]] = ((64, 96), (48, 64)),
                     num_classes: int = 3,
                     seed: int = 0,
                     pad_size_divisor: int = 32,
-                    device='cpu'):
+                    device='cpu',
+                    with_masks: bool = False):
     """Normalised random images of the given ``(h, w)`` sizes, zero-padded into one batch, with
     ``DetDataSample`` metadata as mmdet's data preprocessor would set it and random ground-truth boxes.
 
     Returns:
         ``(inputs, data_samples)``: inputs ``(B, 3, H, W)`` with H, W the largest size rounded up to
         ``pad_size_divisor``; one ``DetDataSample`` per image with ``gt_instances`` (bboxes ``(n, 4)`` xyxy in
-        pixels, labels ``(n,)``).
+        pixels, labels ``(n,)``; with ``with_masks`` also masks: ``BitmapMasks`` (n, H, W), each box filled).
     """
     from mmdet.structures import DetDataSample
     from mmengine.structures import InstanceData
@@ -37,6 +38,12 @@ def synthetic_batch(sizes: Sequence[Tuple[int, int]] = ((64, 96), (48, 64)),
         gt = InstanceData()
         gt.bboxes = torch.cat([xy, xy + wh], 1)
         gt.labels = torch.randint(0, num_classes, (n, ), generator=g)
+        if with_masks:
+            from mmdet.structures.mask import BitmapMasks
+            masks = torch.zeros(n, H, W, dtype=torch.uint8)
+            for k, (x1, y1, x2, y2) in enumerate(gt.bboxes.round().long().tolist()):
+                masks[k, y1:y2, x1:x2] = 1
+            gt.masks = BitmapMasks(masks.numpy(), H, W)
         sample.gt_instances = gt
         samples.append(sample.to(device))
     return inputs.to(device), samples
