@@ -271,13 +271,13 @@ def provenance_lines(df) -> list:
 
 def render_time_table(df, spec: TableSpec, scale: str) -> str:
     """Markdown: how long the stored runs took (the CSV's ``wall_s``): per row, each arm's median run and the sum
-    over all runs, and the total. Rows borrowed from another table (``borrowed_from``) are left out: their time
-    is that table's."""
+    over all runs, and the total; a column for each arm with runs. Rows borrowed from another table
+    (``borrowed_from``) are left out: their time is that table's."""
     borrowed = 0
     if 'borrowed_from' in df.columns:
         borrowed = int(df.borrowed_from.notna().sum())
         df = df[df.borrowed_from.isna()]
-    arms = spec.arms
+    arms = [arm for arm in spec.arms if (df[spec.arm_column] == arm.value).any()]  # (arms with runs)
     lines = [f'| {spec.row_column} | runs | iterations | '
              + ' | '.join(f'{arm.label} run, median (range)' for arm in arms) + ' | all runs |',
              '|' + '---|' * (4 + len(arms))]
