@@ -24,8 +24,7 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 from analysis.figure_io import finish_figure  # noqa: E402
-
-FORMAT = 'bf-panoptic-predictions/1'
+from mmdet_plugins.analysis.panoptic_predictions_hook import FORMAT, decode_map  # noqa: E402
 
 
 def read_predictions(path: str) -> dict:
@@ -44,13 +43,27 @@ def read_predictions(path: str) -> dict:
     missing = [k for k in ('classes', 'thing_classes', 'instance_offset', 'images') if k not in data]
     if missing or not data['images']:
         raise SystemExit(f'error: {path}: ' + (f'missing {", ".join(missing)}' if missing else 'holds no image'))
+    from mmdet.evaluation.functional import INSTANCE_OFFSET
+    if data['instance_offset'] != INSTANCE_OFFSET:
+        raise SystemExit(f'error: {path}: instance_offset {data["instance_offset"]}, but mmdet draws with '
+                         f'{INSTANCE_OFFSET}; the file was written by another mmdet')
     return data
+
+
+def decoded(path: str, index: int, entry: dict, key: str):
+    """An image entry's ``image`` (RGB array) or map (``pred``, ``gt``), or a one-line SystemExit."""
+    try:
+        return decode_image(entry) if key == 'image' else decode_map(entry[key])
+    except (KeyError, TypeError, ValueError) as e:
+        raise SystemExit(f'error: {path}: image {index}: its {key!r} cannot be read ({type(e).__name__}: {e})')
 
 
 def decode_image(entry: dict) -> np.ndarray:
     """(H, W, 3) uint8 RGB of a stored image file."""
     import mmcv
-    img = mmcv.imfrombytes(base64.b64decode(entry['image']), flag='color', channel_order='rgb')
+    img = mmcv.imfrombytes(base64.b64decode(entry['image'], validate=True), flag='color', channel_order='rgb')
+    if img is None:
+        raise ValueError('not an image file')
     return np.ascontiguousarray(img)
 
 
@@ -105,7 +118,6 @@ def main(argv=None) -> int:
     if n > len(first['images']):
         raise SystemExit(f'error: --images {n}: the files hold {len(first["images"])} images')
 
-    from mmdet_plugins.analysis.panoptic_predictions_hook import decode_map
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -117,13 +129,14 @@ def main(argv=None) -> int:
     fig, axes = plt.subplots(n, len(titles), figsize=(2.6 * len(titles), 2.75 * n), squeeze=False)
     for r in range(n):
         entry = first['images'][r]
-        image = decode_image(entry)
-        panels = [(image, entry['file_name'])]
-        if with_gt:
-            gt = decode_map(entry['gt'])
-            panels.append((draw_panoptic(image, gt, classes, colours), summary(gt, num_classes)))
-        for run in runs:
-            seg = decode_map(run['images'][r]['pred'])
+        image = decoded(args.files[0], r, entry, 'image')
+        panels = [(image, entry.get('file_name', ''))]
+        maps = ([decoded(args.files[0], r, entry, 'gt')] if with_gt else []) + \
+            [decoded(path, r, run['images'][r], 'pred') for path, run in zip(args.files, runs)]
+        for seg in maps:
+            if seg.shape != image.shape[:2]:
+                raise SystemExit(f'error: image {r}: a map of {seg.shape[0]}x{seg.shape[1]} for an image of '
+                                 f'{image.shape[0]}x{image.shape[1]}; the file is inconsistent')
             panels.append((draw_panoptic(image, seg, classes, colours), summary(seg, num_classes)))
         for c, (picture, caption) in enumerate(panels):
             ax = axes[r][c]

@@ -1,15 +1,17 @@
 """Keep the panoptic predictions of a few validation images, for the panoptic figure (analysis/plot_panoptic.py).
 
-At the end of every validation, ``PanopticPredictionsHook`` writes ``<work_dir>/panoptic_predictions.json``
-(atomically): for the first ``num_images`` images of the validation set, in the dataset's order (so every run of a
-table keeps the same images), the image file itself, the predicted panoptic map and the ground truth's, both in
-mmdet's panoptic encoding (a thing segment ``label + k * INSTANCE_OFFSET``, k = 1, 2, ...; a stuff segment
-``label``; void ``num_classes``), run-length encoded. The figure is drawn from that file alone, without checkpoints
-or data. With several processes, rank 0 writes the images it evaluated.
+At the end of every validation (or test) pass, ``PanopticPredictionsHook`` writes
+``<work_dir>/panoptic_predictions.json`` (atomically): for the first ``num_images`` images of the validation set, in
+the dataset's order (so every run of a table keeps the same images), the image file itself, the predicted panoptic
+map and the ground truth's, both in mmdet's panoptic encoding (a thing segment ``label + k * INSTANCE_OFFSET``,
+k = 1, 2, ...; a stuff segment ``label``; void ``num_classes``), run-length encoded. The figure is drawn from that
+file alone, without checkpoints or data. With several processes (mmengine's ``DefaultSampler`` gives rank r the
+images r, r + W, r + 2W, ...), the ranks' images are gathered and rank 0 writes the first ones in dataset order.
 
 File layout (``FORMAT``)::
 
-    {"format": "bf-panoptic-predictions/1", "iteration": int, "classes": [...], "thing_classes": [...],
+    {"format": "bf-panoptic-predictions/1", "iteration": int or null (a test pass), "checkpoint": str or null,
+     "classes": [...], "thing_classes": [...],
      "stuff_classes": [...], "instance_offset": int,
      "images": [{"img_id": int, "file_name": str, "height": H, "width": W,
                  "image": base64 of the image file, "pred": RLE, "gt": RLE or null}, ...]}
@@ -25,7 +27,7 @@ import os.path as osp
 from typing import Dict, List, Optional
 
 import numpy as np
-from mmengine.dist import is_main_process
+from mmengine.dist import all_gather_object, get_world_size, is_main_process
 from mmengine.hooks import Hook
 
 from mmdet.registry import HOOKS
@@ -106,10 +108,13 @@ class PanopticPredictionsHook(Hook):
         self._keep(runner.test_loop, outputs)
 
     def after_val_epoch(self, runner, metrics=None) -> None:
-        self._write(runner, runner.val_loop)
+        # (a validation during training: the iteration it reached; runner.iter is read only then, since in a
+        # test-only run it would build the training loop)
+        self._write(runner, runner.val_loop, iteration=int(runner.iter), checkpoint=None)
 
     def after_test_epoch(self, runner, metrics=None) -> None:
-        self._write(runner, runner.test_loop)
+        load_from = runner.cfg.get('load_from')
+        self._write(runner, runner.test_loop, iteration=None, checkpoint=osp.basename(load_from) if load_from else None)
 
     @staticmethod
     def _meta(loop) -> Dict:
@@ -141,12 +146,21 @@ class PanopticPredictionsHook(Hook):
                 file_name=osp.basename(sample.img_path), height=int(pred.shape[0]), width=int(pred.shape[1]),
                 image=image, pred=encode_map(pred), gt=None if gt is None else encode_map(gt)))
 
-    def _write(self, runner, loop) -> None:
-        if not self._images or not is_main_process():
+    def _gathered(self) -> List[Dict]:
+        """Every rank's kept images, in dataset order (rank r's k-th image is the dataset's r + k * W-th)."""
+        if get_world_size() == 1:
+            return self._images
+        per_rank = all_gather_object(self._images)  # (a collective: every rank calls it)
+        merged = [ims[k] for k in range(max(len(ims) for ims in per_rank)) for ims in per_rank if k < len(ims)]
+        return merged[:self.num_images]
+
+    def _write(self, runner, loop, iteration, checkpoint) -> None:
+        images = self._gathered()
+        if not images or not is_main_process():
             return
         from mmdet.evaluation.functional import INSTANCE_OFFSET
         meta = self._meta(loop)
-        out = dict(format=FORMAT, iteration=int(runner.iter), classes=list(meta['classes']),
+        out = dict(format=FORMAT, iteration=iteration, checkpoint=checkpoint, classes=list(meta['classes']),
                    thing_classes=list(meta['thing_classes']), stuff_classes=list(meta['stuff_classes']),
-                   instance_offset=int(INSTANCE_OFFSET), images=self._images)
+                   instance_offset=int(INSTANCE_OFFSET), images=images)
         atomic_write_text(osp.join(runner.work_dir, self.filename), json.dumps(out))

@@ -120,6 +120,9 @@ def main(argv=None) -> int:
         if getattr(args, name) < 1:
             raise SystemExit(f'error: --{name} {getattr(args, name)}: give at least 1')
     shape = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in SHAPES[args.scale].items()}
+    for name, least in (('batch', 1), ('height', 32), ('width', 32), ('segments', 1)):
+        if shape[name] < least:
+            raise SystemExit(f'error: --{name} {shape[name]}: give at least {least}')
 
     device = torch.device(args.device)
     if device.type == 'cuda' and not torch.cuda.is_available():

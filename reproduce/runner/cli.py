@@ -262,7 +262,10 @@ def main(spec: TableSpec, argv=None) -> int:
         result = read_result(run, ident_of[run.config])
         if result is not None:
             rows[run.key] = result
-            if not osp.isfile(osp.join(logs_dir, f'{run.name}.json')):  # (a results folder replaced since it ended)
+            stored_files = [f'{run.name}.json'] + [f'{run.name}.{a}' for a in spec.artifacts
+                                                    if osp.isfile(osp.join(run.work_dir, a))
+                                                    or osp.isfile(osp.join(run.work_dir, 'final_eval', a))]
+            if not all(osp.isfile(osp.join(logs_dir, f)) for f in stored_files):  # (results replaced since it ended)
                 copy_logs(run, spec, logs_dir)
     for r in new_rows:
         rows[(r[spec.row_column], r[spec.arm_column], r['seed'])] = r

@@ -277,6 +277,9 @@ def render_time_table(df, spec: TableSpec, scale: str) -> str:
     if 'borrowed_from' in df.columns:
         borrowed = int(df.borrowed_from.notna().sum())
         df = df[df.borrowed_from.isna()]
+    note = f' Runs borrowed from another table ({borrowed}) are not counted here.' if borrowed else ''
+    if df.wall_s.notna().sum() == 0:
+        return f'{spec.title}, {scale} scale: no run of this table\'s own has a recorded time.{note}\n'
     arms = [arm for arm in spec.arms if (df[spec.arm_column] == arm.value).any()]  # (arms with runs)
     lines = [f'| {spec.row_column} | runs | iterations | '
              + ' | '.join(f'{arm.label} run, median (range)' for arm in arms) + ' | all runs |',
@@ -295,10 +298,9 @@ def render_time_table(df, spec: TableSpec, scale: str) -> str:
                          f'{wall.median() / 60:.1f} min ({wall.min() / 60:.1f}-{wall.max() / 60:.1f})')
         lines.append(f'| {row} | {len(group)} | {iters} | ' + ' | '.join(cells)
                      + f' | {group.wall_s.sum() / 3600:.1f} h |')
-    gpus = ', '.join(sorted(set(df.gpu.dropna()))) if 'gpu' in df.columns else 'not recorded'
+    gpus = (', '.join(sorted(set(df.gpu.dropna()))) if 'gpu' in df.columns else '') or 'not recorded'
     lines += ['', f'{spec.title}, {scale} scale: {total / 3600:.1f} hours of run time in all ({gpus}). A run\'s time is '
               'its training process\'s wall-clock time summed over its sittings, final validation included. '
               'Several runs often shared one GPU, each then slower than alone, so these times overstate what a '
-              'run takes on a GPU of its own.'
-              + (f' Runs borrowed from another table ({borrowed}) are not counted here.' if borrowed else ''), '']
+              'run takes on a GPU of its own.' + note, '']
     return '\n'.join(lines)

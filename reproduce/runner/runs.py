@@ -36,16 +36,22 @@ class Run:
         return (self.row, self.arm.value, self.seed)
 
 
+# custom hooks that change nothing a run trains or measures (they write files for the figures)
+RECORDING_HOOKS = ('PanopticPredictionsHook', )
+
+
 def config_fingerprint(cfg) -> str:
     """12 hex digits identifying what a run trains: the model, optimiser, schedule and batch size of ``cfg``,
     and its custom hooks where it has any (a hook can change the training: ``TraceableDeformAttnHook``'s fp32
     backward, ``CompileLayersHook``). A stored result or checkpoint made under another fingerprint is stale (the
     config file changed). (Configs without custom hooks keep the fingerprint they had before hooks counted.)
-    The data is not part of it: a run's dataset is recorded beside it (``dataset``)."""
+    The data is not part of it: a run's dataset is recorded beside it (``dataset``). Hooks that only record what
+    the model predicts (``RECORDING_HOOKS``) do not count."""
     parts = {k: cfg.get(k) for k in FINGERPRINT_KEYS}
     parts['batch_size'] = cfg.train_dataloader.get('batch_size') if cfg.get('train_dataloader') else None
-    if cfg.get('custom_hooks'):
-        parts['custom_hooks'] = cfg.custom_hooks
+    hooks = [h for h in cfg.get('custom_hooks') or [] if h.get('type') not in RECORDING_HOOKS]
+    if hooks:
+        parts['custom_hooks'] = hooks
     text = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha1(text.encode()).hexdigest()[:12]
 

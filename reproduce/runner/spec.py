@@ -149,6 +149,13 @@ class TableSpec:
     def key_columns(self) -> Sequence[str]:
         return [self.row_column, self.arm_column, 'seed']
 
+    def __post_init__(self):
+        values = {arm.value for arm in self.arms}
+        for row, arms in self.row_arms.items():
+            if row not in self.rows or not set(arms) <= values:
+                raise ValueError(f'{self.name}: row_arms[{row!r}] = {arms}: rows are {list(self.rows)}, arm values '
+                                 f'{sorted(values)}')
+
     def arms_of(self, row: str) -> Tuple[Arm, ...]:
         """The arms ``row`` trains: those ``row_arms`` names for it, else every arm."""
         values = self.row_arms.get(row)

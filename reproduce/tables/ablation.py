@@ -3,13 +3,13 @@
     bash reproduce/table_ablation.sh [--scale smoke|mini] [--seeds N] [--only RUN ...] ...
 
 Rows: the detector: Deformable DETR (the paper's main setting) with every arm, and SMCA-DETR with the baseline, the
-default and the variants that moved Deformable DETR beyond their interval (``SMCA_VARIANTS``). Arms (the CSV column ``variant``): the baseline, the
-default BatchFormerV2 setting (the paper's: one module after encoder layer 0, two streams, padding-aware attention,
-dropout 0.5, the whole batch), and variants that each change one thing (``configs/mini/ablation/``). Every arm is
-trained with the same seeds, so each is paired by seed with the baseline and with the default. The table has one
-line per arm: AP, Δ against the baseline and Δ against the default, with paired 95% intervals. The baseline and the
-default train the detection table's configs: their finished runs there (``results/measured/detection_mini.csv``)
-are taken over, not trained again (the CSV's ``borrowed_from`` column).
+default and the variants that moved Deformable DETR beyond their interval (``SMCA_VARIANTS``). Arms (the CSV column
+``variant``): the baseline, the default BatchFormerV2 setting (the paper's: one module after encoder layer 0, two
+streams, padding-aware attention, dropout 0.5, the whole batch), and variants that each change one thing
+(``configs/mini/ablation/``). Every arm is trained with the same seeds, so each is paired by seed with the baseline
+and with the default. The table has one line per arm: AP, Δ against the baseline and Δ against the default, with
+paired 95% intervals. The baseline and the default train the detection table's configs: their finished runs there
+(``results/measured/detection_mini.csv``) are taken over, not trained again (the CSV's ``borrowed_from`` column).
 """
 from __future__ import annotations
 
@@ -134,7 +134,7 @@ SPEC = TableSpec(
     delta_meaning='the variant − baseline',
     chance=1.0,
     render=render_ablation,
-    # (the baseline and the default are the detection table's Deformable DETR runs: the same configs)
+    # (the baseline and the default are the detection table's runs of the same detector: the same configs)
     borrow=Borrow(table='detection', arms={0: 0, 1: 1}),
     row_arms={'SMCADETR': tuple(SMCA_VARIANTS)},
     scales={

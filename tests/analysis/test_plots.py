@@ -205,8 +205,22 @@ def test_panoptic_figure_refuses_bad_input(tmp_path):
     cases.append(([str(tmp_path / 'bad.json')], 'not a panoptic predictions file'))
     (tmp_path / 'broken.json').write_text('{"format": ')
     cases.append(([str(tmp_path / 'broken.json')], 'not json'))
-    for args, message in cases:
-        res = script('plot_panoptic.py', *args, '-o', out)
-        assert res.returncode != 0 and message in res.stderr, (args, res.stderr)
-        assert 'Traceback' not in res.stderr
+    short = json.loads((tmp_path / 'base.json').read_text())
+    short['images'][1]['pred']['counts'] = short['images'][1]['pred']['counts'][:-1]  # (a run without its length)
+    (tmp_path / 'short.json').write_text(json.dumps(short))
+    cases.append(([base, str(tmp_path / 'short.json')], "image 1: its 'pred' cannot be read"))
+    short['images'][1].pop('pred')
+    (tmp_path / 'short.json').write_text(json.dumps(short))
+    cases.append(([base, str(tmp_path / 'short.json')], "image 1: its 'pred' cannot be read (KeyError"))
+    short = json.loads((tmp_path / 'base.json').read_text())
+    short['instance_offset'] = 256
+    (tmp_path / 'offset.json').write_text(json.dumps(short))
+    cases.append(([str(tmp_path / 'offset.json')], 'instance_offset 256, but mmdet draws with 1000'))
+    from analysis.plot_panoptic import main
+    for args, message in cases:  # (in this process: each a SystemExit with one line, the message)
+        with pytest.raises(SystemExit) as e:
+            main([*args, '-o', out])
+        assert message in str(e.value) and '\n' not in str(e.value), (args, e.value)
     assert not osp.exists(out)
+    res = script('plot_panoptic.py', base, str(tmp_path / 'missing.json'), '-o', out)  # (and from the shell)
+    assert res.returncode != 0 and 'no such file' in res.stderr and 'Traceback' not in res.stderr

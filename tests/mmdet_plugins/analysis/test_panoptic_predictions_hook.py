@@ -57,7 +57,20 @@ def test_ground_truth_in_the_panoptic_encoding(tmp_path):
 
 def runner(tmp_path, loop_name='val_loop'):
     loop = SimpleNamespace(dataloader=SimpleNamespace(dataset=SimpleNamespace(metainfo=META)))
-    return SimpleNamespace(work_dir=str(tmp_path), iter=40, **{loop_name: loop})
+    return SimpleNamespace(work_dir=str(tmp_path), iter=40, cfg=dict(load_from='work/iter_40.pth'),
+                           **{loop_name: loop})
+
+
+class TestOnlyRunner:
+    """A runner of a test-only pass: reading ``iter`` would build the training loop (mmengine), so it fails here."""
+    def __init__(self, tmp_path):
+        self.work_dir = str(tmp_path)
+        self.cfg = dict(load_from='/w/run/iter_1000.pth')
+        self.test_loop = SimpleNamespace(dataloader=SimpleNamespace(dataset=SimpleNamespace(metainfo=META)))
+
+    @property
+    def iter(self):
+        raise AssertionError('a test pass must not read runner.iter')
 
 
 def test_hook_writes_the_first_images_of_each_pass(tmp_path):
@@ -72,6 +85,7 @@ def test_hook_writes_the_first_images_of_each_pass(tmp_path):
         hook.after_val_epoch(r)
     data = json.loads((tmp_path / 'panoptic_predictions.json').read_text())
     assert data['format'] == FORMAT and data['iteration'] == 40 and data['instance_offset'] == OFFSET
+    assert data['checkpoint'] is None
     assert data['classes'] == list(META['classes']) and data['stuff_classes'] == ['s1', 's2']
     assert [im['img_id'] for im in data['images']] == [100, 101, 102]
     im = data['images'][2]
@@ -82,11 +96,13 @@ def test_hook_writes_the_first_images_of_each_pass(tmp_path):
 
 def test_hook_in_a_test_pass_and_bad_input(tmp_path):
     hook = PanopticPredictionsHook(num_images=1)
-    r = runner(tmp_path, 'test_loop')
+    r = TestOnlyRunner(tmp_path)
     hook.before_test_epoch(r)
     hook.after_test_iter(r, 0, None, [sample(tmp_path, 7, np.ones((3, 3), dtype=np.int64))])
     hook.after_test_epoch(r)
-    assert json.loads((tmp_path / 'panoptic_predictions.json').read_text())['images'][0]['img_id'] == 107
+    data = json.loads((tmp_path / 'panoptic_predictions.json').read_text())
+    assert data['images'][0]['img_id'] == 107
+    assert data['iteration'] is None and data['checkpoint'] == 'iter_1000.pth'
     with pytest.raises(ValueError, match='num_images must be >= 1'):
         PanopticPredictionsHook(num_images=0)
     with pytest.raises(RuntimeError, match='gave no pred_panoptic_seg'):
@@ -97,3 +113,17 @@ def test_hook_in_a_test_pass_and_bad_input(tmp_path):
     with pytest.raises(RuntimeError, match="metainfo has no 'thing_classes'"):
         hook.before_val_epoch(detection)
         hook.after_val_iter(detection, 0, None, [sample(tmp_path, 0, np.zeros((1, 1)))])
+
+
+def test_several_ranks_give_the_first_images_in_dataset_order(tmp_path, monkeypatch):
+    """Rank r evaluates the images r, r + W, ...: gathered, the file holds the dataset's first ones."""
+    from mmdet_plugins.analysis import panoptic_predictions_hook as mod
+    world = 3
+    kept = {r: [dict(img_id=r + world * k) for k in range(2)] for r in range(world)}  # each rank keeps 2
+    monkeypatch.setattr(mod, 'get_world_size', lambda: world)
+    monkeypatch.setattr(mod, 'all_gather_object', lambda obj: [kept[r] for r in range(world)])
+    hook = PanopticPredictionsHook(num_images=4)
+    hook._images = kept[0]
+    assert [im['img_id'] for im in hook._gathered()] == [0, 1, 2, 3]
+    kept[2] = []  # (a rank with fewer images: the others' still come in order)
+    assert [im['img_id'] for im in hook._gathered()] == [0, 1, 3, 4]

@@ -38,3 +38,6 @@ def test_both_stages_side_by_side_with_rounds_and_provenance(tmp_path, monkeypat
 def test_bad_arguments_say_what_is_wrong(tmp_path):
     with pytest.raises(SystemExit, match='--rounds 0: give at least 1'):
         bench.main(['--device', 'cpu', '--rounds', '0', '--out', str(tmp_path / 'x.csv')])
+    with pytest.raises(SystemExit, match='--batch 0: give at least 1'):
+        bench.main(['--device', 'cpu', '--batch', '0', '--out', str(tmp_path / 'x.csv')])
+    assert not (tmp_path / 'x.csv').exists()

@@ -53,3 +53,5 @@ def test_time_table_sums_the_runs_and_leaves_borrowed_ones_out():
     cells = [c.strip() for c in line.strip('|').split('|')]
     assert cells == ['DeformableDETR', '2', '1500', '15.0 min (10.0-20.0)', '0.5 h']  # (columns: arms with runs)
     assert 'Runs borrowed from another table (1) are not counted here.' in text
+    only_borrowed = render_time_table(results_frame(rows[:1], ABLATION), ABLATION, 'mini')
+    assert only_borrowed.startswith("Ablation, mini scale: no run of this table's own has a recorded time.")

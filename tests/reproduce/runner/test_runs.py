@@ -55,3 +55,25 @@ def test_copy_logs_prefers_the_artifact_of_a_validation_only_pass(tmp_path):
     (work / 'final_eval' / 'panoptic_predictions.json').write_text('{"from": "final_eval"}')
     copy_logs(run, PANOPTIC, str(logs))
     assert (logs / f'{run.name}.panoptic_predictions.json').read_text() == '{"from": "final_eval"}'
+
+
+def test_a_recording_hook_leaves_the_fingerprint_as_it_is():
+    from mmengine.config import Config
+    from reproduce.runner.runs import config_fingerprint
+    cfg = Config(dict(model=dict(type='M'), optim_wrapper=dict(type='O'), train_cfg=dict(max_iters=4),
+                      train_dataloader=dict(batch_size=2)))
+    plain = config_fingerprint(cfg)
+    cfg.custom_hooks = [dict(type='PanopticPredictionsHook', num_images=4)]
+    assert config_fingerprint(cfg) == plain
+    cfg.custom_hooks.append(dict(type='TraceableDeformAttnHook', backward_dtype='float32'))
+    assert config_fingerprint(cfg) != plain  # (a hook that changes the training counts)
+
+
+def test_row_arms_must_name_known_rows_and_arms():
+    import dataclasses
+    import pytest
+    from reproduce.tables.ablation import SPEC
+    with pytest.raises(ValueError, match=r"row_arms\['SMCA'\]"):
+        dataclasses.replace(SPEC, row_arms={'SMCA': (0, 1)})
+    with pytest.raises(ValueError, match='arm values'):
+        dataclasses.replace(SPEC, row_arms={'SMCADETR': (0, 99)})
