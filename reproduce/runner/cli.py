@@ -55,7 +55,9 @@ def parse_args(spec: TableSpec, argv=None):
                        [spec.rows[0], spec.arms[-1].tag, 's2']) + '); the table still shows every finished run')
     p.add_argument('--deadline', type=float, default=None,
                    help='seconds from now after which runs checkpoint and stop (resume on the next call)')
-    p.add_argument('--min-start-s', type=float, default=90, help='with --deadline: start no run with less left')
+    p.add_argument('--min-start-s', type=float, default=90,
+                   help='with --deadline: start no run with less left, except an interrupted one whose pace so '
+                        'far says it finishes in the time left')
     p.add_argument('--dry-run', action='store_true', help='print the commands, run nothing')
     p.add_argument('--collect-only', action='store_true', help='rebuild CSV and table from the work dirs only')
     p.add_argument('--force', action='store_true', help='retrain runs that already finished')

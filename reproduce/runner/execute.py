@@ -11,7 +11,7 @@ import time
 
 
 from .runs import (Run, add_progress, final_checkpoint, finish_run, last_checkpoint, mark_started, run_state,
-                   stage1_run)
+                   seconds_to_finish, stage1_run)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -101,6 +101,18 @@ def first_stage_state(run: Run, pre_config: str, ident_of) -> str:
     return 'done' if final_checkpoint(pre, ident_of[pre_config].schedule) else state
 
 
+def split_late(queue, seconds_left: float, ident_of):
+    """With less than ``--min-start-s`` left: the queued items (``(index, run, state, then)``) that still start,
+    the interrupted runs whose own pace says they finish in ``seconds_left`` (``seconds_to_finish``), and the
+    others, which wait for the next call. Returns (start, late)."""
+    start, late = [], []
+    for item in queue:
+        run, state = item[1], item[2]
+        need = seconds_to_finish(run, ident_of[run.config].schedule) if state == 'interrupted' else None
+        (start if need is not None and need < seconds_left else late).append(item)
+    return start, late
+
+
 def execute(runs, args, scale, spec, stored_keys, ident_of, build_config, logs_dir, hardware_name,
             pre_config_of=None):
     """Train (or evaluate) what is not finished, at most ``args.parallel`` at a time (no run may be ``foreign``:
@@ -145,9 +157,11 @@ def execute(runs, args, scale, spec, stored_keys, ident_of, build_config, logs_d
         while queue or running:
             while queue and len(running) < args.parallel:
                 if deadline and deadline - time.time() < args.min_start_s:
-                    print(f'deadline near: {len(queue)} run(s) not started; call again to continue')
-                    queue = []
-                    break
+                    queue, late = split_late(queue, deadline - time.time(), ident_of)
+                    if late:
+                        print(f'deadline near: {len(late)} run(s) not started; call again to continue')
+                    if not queue:
+                        break
                 i, run, state, then = queue.pop(0)  # then: the run this first stage belongs to (or None)
                 ident = ident_of[run.config]
                 os.makedirs(run.work_dir, exist_ok=True)

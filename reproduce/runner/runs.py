@@ -192,6 +192,24 @@ def read_progress(run: Run):
         return dict(wall_s=0.0, sittings=0)
 
 
+def seconds_to_finish(run: Run, schedule: Schedule, startup_s: float = 30.0):
+    """An interrupted run's time to its last iteration at the pace of its sittings so far (their wall time over the
+    iterations they reached, start-ups and validations included, so an overestimate) plus ``startup_s``; None when
+    the run has no checkpoint of an iteration-based schedule or no recorded time."""
+    ckpt = last_checkpoint(run)
+    name = osp.basename(ckpt or '')
+    if schedule.unit != 'iter' or not (name.startswith('iter_') and name.endswith('.pth')):
+        return None
+    try:
+        done = int(name[len('iter_'):-len('.pth')])
+    except ValueError:
+        return None
+    wall = read_progress(run)['wall_s']
+    if done < 1 or wall <= 0:
+        return None
+    return max(schedule.length - done, 0) * wall / done + startup_s
+
+
 def add_progress(run: Run, seconds: float):
     p = read_progress(run)
     p['wall_s'] += seconds

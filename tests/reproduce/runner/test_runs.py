@@ -77,3 +77,36 @@ def test_row_arms_must_name_known_rows_and_arms():
         dataclasses.replace(SPEC, row_arms={'SMCA': (0, 1)})
     with pytest.raises(ValueError, match='arm values'):
         dataclasses.replace(SPEC, row_arms={'SMCADETR': (0, 99)})
+
+
+def test_seconds_to_finish_from_the_pace_of_the_sittings(tmp_path):
+    from reproduce.runner.runs import Schedule, seconds_to_finish
+    run = Run('DETR', DETECTION.arm(1), 0, 'x.py', str(tmp_path))
+    schedule = Schedule(1500, 'iter')
+    assert seconds_to_finish(run, schedule) is None  # (no checkpoint yet)
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_1450.pth'))
+    assert seconds_to_finish(run, schedule) is None  # (no recorded time)
+    (tmp_path / 'progress.json').write_text(json.dumps(dict(wall_s=1450.0, sittings=3)))
+    assert seconds_to_finish(run, schedule, startup_s=30) == 50 * 1.0 + 30
+    assert seconds_to_finish(run, Schedule(12, 'epoch')) is None
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_3.pth'))
+    assert seconds_to_finish(run, schedule) is None
+
+
+def test_near_the_deadline_only_runs_that_can_finish_start(tmp_path):
+    from reproduce.runner.execute import split_late
+    from reproduce.runner.runs import Identity, Schedule
+    ident_of = {'x.py': Identity(Schedule(1500, 'iter'), 'canvas-x')}
+    items = []
+    for name, done, wall in (('near', 1450, 1450.0), ('far', 700, 700.0)):
+        work = tmp_path / name
+        work.mkdir()
+        (work / 'last_checkpoint').write_text(str(work / f'iter_{done}.pth'))
+        (work / 'progress.json').write_text(json.dumps(dict(wall_s=wall, sittings=1)))
+        items.append((len(items) + 1, Run('DETR', DETECTION.arm(1), len(items), 'x.py', str(work)), 'interrupted',
+                      None))
+    new = (3, Run('DETR', DETECTION.arm(0), 0, 'x.py', str(tmp_path / 'new')), 'new', None)
+    start, late = split_late(items + [new], 85.0, ident_of)  # near: 50 s + 30 s start-up; far: 830 s
+    assert [i[0] for i in start] == [1] and [i[0] for i in late] == [2, 3]
+    start, late = split_late(items + [new], 75.0, ident_of)
+    assert start == [] and len(late) == 3
