@@ -29,6 +29,7 @@ import torch
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 sys.path.insert(0, REPO)
 
+from reproduce.bench.benchmark_overhead import sync  # noqa: E402
 from reproduce.tables.panoptic import config_path  # noqa: E402
 
 SHAPES = {'mini': dict(height=320, width=320, batch=16, segments=6),
@@ -36,7 +37,7 @@ SHAPES = {'mini': dict(height=320, width=320, batch=16, segments=6),
 
 
 def build(config: str, device):
-    """The config's model (random init: no pretrained backbone) and its optimiser wrapper (AMP off on the CPU)."""
+    """(model, optimiser wrapper) of the config: random init (no pretrained backbone), AMP off on the CPU."""
     from mmengine.config import Config
     from mmengine.optim import build_optim_wrapper
     from mmdet.registry import MODELS
@@ -50,12 +51,7 @@ def build(config: str, device):
         optim_cfg = dict(optim_cfg)
         optim_cfg['type'] = 'OptimWrapper'
         optim_cfg.pop('loss_scale', None)
-    return model, build_optim_wrapper(model, optim_cfg), cfg
-
-
-def sync(device):
-    if device.type == 'cuda':
-        torch.cuda.synchronize(device)
+    return model, build_optim_wrapper(model, optim_cfg)
 
 
 def train_step(model, optim_wrapper, inputs, samples):
@@ -129,6 +125,7 @@ def main(argv=None) -> int:
         raise SystemExit('error: no CUDA GPU: run on the GPU machine, or pass --device cpu for a functional check')
     import pandas as pd
     import mmcv
+    from mmengine.optim import AmpOptimWrapper
     import mmdet
     import mmdet_plugins  # noqa: F401
     from mmdet.utils import register_all_modules
@@ -148,7 +145,7 @@ def main(argv=None) -> int:
                                           [shape['segments']] * shape['batch'], num_classes=num_classes,
                                           seed=args.seed, device=device, with_masks=stage == 2)
         peak, resident = {}, {}
-        for arm, (model, optim, _) in models.items():
+        for arm, (model, optim) in models.items():
             model.train()
             for _ in range(args.warmup):
                 train_step(model, optim, inputs, samples)
@@ -157,13 +154,12 @@ def main(argv=None) -> int:
         per_round = {'base': [], 'bf': []}
         for r in range(args.rounds):
             for arm in (('base', 'bf') if r % 2 == 0 else ('bf', 'base')):
-                model, optim, _ = models[arm]
+                model, optim = models[arm]
                 per_round[arm].append(timed(model, optim, inputs, samples, args.steps, device))
             print(f'stage {stage} round {r + 1}/{args.rounds}: baseline {per_round["base"][-1]:.4f} s, '
                   f'BatchFormerV2 {per_round["bf"][-1]:.4f} s', flush=True)
         ratios = [b / a for a, b in zip(per_round['base'], per_round['bf'])]
-        precision = 'fp16 AMP' if device.type == 'cuda' and \
-            models['base'][2].optim_wrapper.get('type') == 'AmpOptimWrapper' else 'fp32'
+        precision = 'fp16 AMP' if isinstance(models['base'][1], AmpOptimWrapper) else 'fp32'
         rows.append(dict(
             stage=stage, scale=args.scale, batch_per_gpu=shape['batch'], height=shape['height'],
             width=shape['width'], segments_per_image=shape['segments'],

@@ -26,7 +26,7 @@ from mmdet_plugins.utils.provenance import atomic_write_text
 from . import data as D
 from .execute import command, execute, visible_gpus
 from .results import ResultsFileError, columns, read_results_csv, render_table, render_time_table, results_frame
-from .runs import Identity, Run, Schedule, copy_logs, read_result, run_state
+from .runs import Identity, Run, Schedule, artifact_path, copy_logs, read_result, run_state
 from .spec import TableSpec
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -264,9 +264,7 @@ def main(spec: TableSpec, argv=None) -> int:
         result = read_result(run, ident_of[run.config])
         if result is not None:
             rows[run.key] = result
-            stored_files = [f'{run.name}.json'] + [f'{run.name}.{a}' for a in spec.artifacts
-                                                    if osp.isfile(osp.join(run.work_dir, a))
-                                                    or osp.isfile(osp.join(run.work_dir, 'final_eval', a))]
+            stored_files = [f'{run.name}.json'] + [f'{run.name}.{a}' for a in spec.artifacts if artifact_path(run, a)]
             if not all(osp.isfile(osp.join(logs_dir, f)) for f in stored_files):  # (results replaced since it ended)
                 copy_logs(run, spec, logs_dir)
     for r in new_rows:

@@ -232,6 +232,15 @@ def final_checkpoint(run: Run, schedule: Schedule):
     return ckpt if ckpt and osp.basename(ckpt) == final and osp.isfile(ckpt) else None
 
 
+def artifact_path(run: Run, name: str):
+    """Where the run's artifact ``name`` is: a validation-only pass of the last checkpoint (``final_eval/``) writes
+    its own, the newer one; else the run's work directory. None when neither has it."""
+    for path in (osp.join(run.work_dir, 'final_eval', name), osp.join(run.work_dir, name)):
+        if osp.isfile(path):
+            return path
+    return None
+
+
 def copy_logs(run: Run, spec: TableSpec, logs_dir: str, logs=None):
     """Write the run's json logs (every sitting's, a first stage's first) to ``<logs_dir>/<run>.json`` and its
     artifacts beside them; ``logs``: the run's own sittings' scalars.json (found when None). A run with no log
@@ -247,12 +256,10 @@ def copy_logs(run: Run, spec: TableSpec, logs_dir: str, logs=None):
     if merged:  # (never replace a stored log with nothing)
         atomic_write_text(osp.join(logs_dir, f'{run.name}.json'), ''.join(merged))
     for name in spec.artifacts:  # files the run wrote beside its logs (e.g. grad_per_class.json)
-        # (a validation-only pass of the last checkpoint writes its own, the newer one)
-        for path in (osp.join(run.work_dir, 'final_eval', name), osp.join(run.work_dir, name)):
-            if osp.isfile(path):
-                with open(path) as f:
-                    atomic_write_text(osp.join(logs_dir, f'{run.name}.{name}'), f.read())
-                break
+        path = artifact_path(run, name)
+        if path:
+            with open(path) as f:
+                atomic_write_text(osp.join(logs_dir, f'{run.name}.{name}'), f.read())
 
 
 def finish_run(run: Run, spec: TableSpec, ident: Identity, scale: str, logs_dir: str, hardware_name: str):

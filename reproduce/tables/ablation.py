@@ -99,11 +99,11 @@ def render_ablation(df, paper, spec, scale: str, banner=None) -> str:
             cells.append(fmt(runs.AP50.mean()) if 'AP50' in runs else 'missing')
             lines.append('| ' + ' | '.join(cells) + ' |')
         lines.append('')
+    def seeds(g):
+        return ' '.join(str(int(x)) for x in sorted(g.seed))
     if 'borrowed_from' in df.columns:
         taken = df[df.borrowed_from.notna()]
         for stem, d in taken.groupby('borrowed_from'):
-            def seeds(g):
-                return ' '.join(str(int(x)) for x in sorted(g.seed))
             which = '; '.join(f'{detector}: ' + ', '.join(f'`{spec.arm(int(v)).tag}` (seeds {seeds(g)})'
                                                           for v, g in dd.groupby(spec.arm_column))
                               for detector, dd in d.groupby(spec.row_column))
