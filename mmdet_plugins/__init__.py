@@ -15,8 +15,9 @@ everything below in mmdet's and mmengine's registries. Where things are:
   (batched Hungarian matching, sync-free loss, traceable deformable attention, compiled layers, merged
   optimiser groups); see its README.
 - :mod:`.analysis`: ``GradPerClassHook``, which measures the gradient each class receives through the module.
-- :mod:`.runtime`: ``StopAtDeadlineHook`` (time-boxed runs) and a checkpoint loader that lets mmengine 0.10.7
-  resume under torch >= 2.6.
+- :mod:`.runtime`: ``StopAtDeadlineHook`` (time-boxed runs), ``IndexSkippingIterBasedTrainLoop`` (a resume that
+  skips the trained batches without reading them) and a checkpoint loader that lets mmengine 0.10.7 resume under
+  torch >= 2.6.
 - :mod:`.datasets`: the Fashion-MNIST canvas benchmark generator; :mod:`.pretrain`: its backbone pretraining;
   :mod:`.utils`: provenance of stored results and small model helpers.
 """

@@ -8,7 +8,8 @@ Without a GPU, ``--launcher pytorch`` trains in several processes on the CPU wit
 debugging): bash tools/dist_train.sh CONFIG 2.
 
 With the environment variable BF_DEADLINE (Unix time) set, an iteration-based run saves a checkpoint and stops
-at that time (mmdet_plugins StopAtDeadlineHook); ``--resume`` continues it later.
+at that time (mmdet_plugins StopAtDeadlineHook); ``--resume`` continues it later, skipping the batches already
+trained by their indices (IndexSkippingIterBasedTrainLoop) rather than reading them.
 """
 import argparse
 import os
@@ -80,8 +81,16 @@ def build_config(args) -> Config:
         cfg.resume = True
         cfg.load_from = args.resume
     add_deadline_hook(cfg)
+    index_skipping_resume(cfg)
     amp_off_without_gpu(cfg)
     return cfg
+
+
+def index_skipping_resume(cfg: Config) -> None:
+    """A resumed iteration-based run skips its trained batches by their indices instead of reading them
+    (mmdet_plugins ``IndexSkippingIterBasedTrainLoop``: the same batches follow, minutes sooner)."""
+    if cfg.get('resume') and cfg.get('train_cfg', {}).get('type') == 'IterBasedTrainLoop':
+        cfg.train_cfg.type = 'IndexSkippingIterBasedTrainLoop'
 
 
 def amp_off_without_gpu(cfg: Config) -> None:
