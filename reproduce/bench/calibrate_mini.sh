@@ -4,8 +4,9 @@
 # json logs to results/logs/calibration_mini/ and a summary of every calibration log there (with the table's
 # DETR and Deformable DETR runs for reference) to results/tables/calibration_mini.md (analysis/log_summary.py),
 # and the detr set beside the table's DETR runs to results/tables/calibration_detr.md. Only runs that reached their
-# last iteration are stored; a run that failed or stopped early is named and the script exits 1.
-#   bash reproduce/bench/calibrate_mini.sh [scratch|pretrained|smca|detr|compile|cudagraphs|tables]   # on a machine with 4 GPUs (fewer: they share)
+# last iteration are stored (every sitting's log lines); a run that failed or stopped early is named and the script
+# exits 1. Called again, it resumes the runs that a deadline (BF_DEADLINE) stopped and skips the finished ones.
+#   bash reproduce/bench/calibrate_mini.sh [scratch|pretrained|smca|detr|compile|cudagraphs|dabdino|tables]   # on a machine with 4 GPUs (fewer: they share)
 # scratch (1800 iterations, validation at 900 and 1800), from-scratch backbones: DETR with ResNet-18 C4
 #   features (stride 16) instead of C5; Conditional DETR with C5 and with C4; DAB-DETR with C5.
 # pretrained (2400 iterations, validation at 1200 and 2400), the Fashion-MNIST-pretrained ResNet-18 (made first
@@ -25,6 +26,8 @@
 # cudagraphs (1500 iterations, validation at 1500), Deformable DETR from scratch: baseline and BatchFormerV2, seeds 0
 #   and 1, with the whole training forward compiled and replayed as CUDA graphs (configs/mini/cudagraphs/), to set
 #   their AP beside the eager runs of the same seeds (results/measured/detection_mini.csv).
+# dabdino (each config's own schedule, validation half way and at the end): the DAB-DETR (3000 iterations) and DINO
+#   (1500) mini baselines as configured, seeds 0 and 1, before their table rows: does every baseline learn?
 # tables: no runs; only the two tables, rebuilt from the stored logs (no GPU needed).
 # GPUS="2 3" puts the runs on those GPUs (default: all, one run each, round-robin).
 set -euo pipefail
@@ -49,19 +52,27 @@ case "$SET" in
   smca) ITERS=1000 ;;
   detr) ITERS=2400 ;;
   compile|cudagraphs) ITERS=1500 ;;
+  dabdino) ITERS=3000 ;;  # (DINO's runs: RUN_ITERS=1500)
   tables) ITERS=0 ;;
-  *) echo "error: unknown set '$SET' (scratch, pretrained, smca, detr, compile, cudagraphs or tables)" >&2; exit 2 ;;
+  *) echo "error: unknown set '$SET' (scratch, pretrained, smca, detr, compile, cudagraphs, dabdino or tables)" >&2; exit 2 ;;
 esac
-VAL=$(( ITERS / 2 )); case "$SET" in smca|compile|cudagraphs) VAL=$ITERS ;; esac
-S="train_cfg.max_iters=$ITERS train_cfg.val_interval=$VAL param_scheduler.0.end=$ITERS param_scheduler.0.milestones=[$(( ITERS * 4 / 5 ))] default_hooks.checkpoint.interval=100000"
+schedule() {  # ITERS -> cfg-options: that many iterations, lr x0.1 at 80%, validation half way (or at the end only)
+  local n=$1 val=$(( $1 / 2 )); case "$SET" in smca|compile|cudagraphs) val=$1 ;; esac
+  echo "train_cfg.max_iters=$n train_cfg.val_interval=$val param_scheduler.0.end=$n param_scheduler.0.milestones=[$(( n * 4 / 5 ))] default_hooks.checkpoint.interval=100000"
+}
 i=0
-names=() pids=()
-run() {  # name config [tools/train.py flags] [cfg-options...]
-  local name=$1 cfg=$2 flags=(); shift 2
+names=() pids=() iters=()
+finished() { grep -q "Iter(train) \[ *$2/$2\]" "work_dirs/calib/$1.log" 2>/dev/null; }  # name iters
+run() {  # name config [tools/train.py flags] [cfg-options...]; RUN_ITERS=N for another length than the set's
+  # A run that a deadline (BF_DEADLINE) stopped resumes from its checkpoint; a finished one is not trained again.
+  local name=$1 cfg=$2 flags=() n=${RUN_ITERS:-$ITERS}; shift 2
   while [ "${1:-}" = --no-amp ]; do flags+=("$1"); shift; done
+  names+=("$name"); iters+=("$n")
+  if finished "$name" "$n"; then echo "$name: trained already (work_dirs/calib/$name.log)"; pids+=(""); return; fi
+  [ -f "work_dirs/calib/$name/last_checkpoint" ] && flags+=(--resume)
   CUDA_VISIBLE_DEVICES=${GPU_IDS[$(( i % ${#GPU_IDS[@]} ))]} "$PY" tools/train.py "configs/mini/$cfg" --work-dir "work_dirs/calib/$name" \
-    "${flags[@]}" --cfg-options $S "$@" > "work_dirs/calib/$name.log" 2>&1 &
-  pids+=($!); i=$(( i + 1 )); names+=("$name")
+    "${flags[@]}" --cfg-options $(schedule "$n") "$@" >> "work_dirs/calib/$name.log" 2>&1 &
+  pids+=($!); i=$(( i + 1 ))
 }
 mkdir -p work_dirs/calib results/logs/calibration_mini
 if [ "$SET" = tables ]; then
@@ -89,6 +100,11 @@ else  # pretrained, smca, detr: the Fashion-MNIST-pretrained backbone
     run smca-fp32-lr2e-4-s1 smca-detr_r18_1xb16-mini.py --no-amp randomness.seed=1 $LR2
     run smca-fp16-lr1e-4-s1 smca-detr_r18_1xb16-mini.py randomness.seed=1 $LR1
     run smca-fp32-lr1e-4-s1 smca-detr_r18_1xb16-mini.py --no-amp randomness.seed=1 $LR1
+  elif [ "$SET" = dabdino ]; then
+    for seed in 0 1; do
+      run dab-s$seed dab-detr_r18_1xb16-mini.py randomness.seed=$seed
+      RUN_ITERS=1500 run dino-s$seed dino-4scale_r18_1xb16-mini.py randomness.seed=$seed
+    done
   elif [ "$SET" = detr ]; then
     LR2=optim_wrapper.optimizer.lr=2e-4 LR1=optim_wrapper.optimizer.lr=1e-4
     run detr-fp16-lr1e-4-s0 detr_r18_1xb16-mini.py randomness.seed=0 $LR1
@@ -105,14 +121,16 @@ fi
 incomplete=()
 for k in "${!names[@]}"; do
   name=${names[$k]}
-  if ! wait "${pids[$k]}"; then
+  if [ -n "${pids[$k]}" ] && ! wait "${pids[$k]}"; then
     echo "error: $name failed: see work_dirs/calib/$name.log" >&2; incomplete+=("$name"); continue
   fi
-  if ! grep -q "Iter(train) \[$ITERS/$ITERS\]" "work_dirs/calib/$name.log"; then  # e.g. stopped at BF_DEADLINE
-    echo "error: $name stopped before iteration $ITERS: its log is not stored (work_dirs/calib/$name.log)" >&2
+  n=${iters[$k]}
+  if ! finished "$name" "$n"; then  # e.g. stopped at BF_DEADLINE: the same command again resumes it
+    echo "error: $name stopped before iteration $n: its log is not stored yet (work_dirs/calib/$name.log)" >&2
     incomplete+=("$name"); continue
   fi
-  cp "$(ls -t work_dirs/calib/$name/*/vis_data/scalars.json | head -1)" results/logs/calibration_mini/$name.json
+  cat $(ls work_dirs/calib/$name/*/vis_data/scalars.json | sort) > results/logs/calibration_mini/$name.json.tmp \
+    && mv results/logs/calibration_mini/$name.json.tmp results/logs/calibration_mini/$name.json  # every sitting's
 done
 logs=()
 for name in detr-c4 cond-c5 cond-c4 dab-c5 detr-c5-3000-scratch detr-pre detr-pre-lr1 cond-pre cond-pre-lr1 \
@@ -120,7 +138,7 @@ for name in detr-c4 cond-c5 cond-c4 dab-c5 detr-c5-3000-scratch detr-pre detr-pr
             detr-fp16-lr1e-4-s0 detr-fp16-lr1e-4-s2 detr-fp32-lr2e-4-s0 bf-detr-fp16-lr1e-4-s0 \
             compile-deformable-base-s0 compile-deformable-bf-s0 \
             cudagraphs-deformable-base-s0 cudagraphs-deformable-bf-s0 \
-            cudagraphs-deformable-base-s1 cudagraphs-deformable-bf-s1; do
+            cudagraphs-deformable-base-s1 cudagraphs-deformable-bf-s1 dab-s0 dino-s0 dab-s1 dino-s1; do
   [ -f results/logs/calibration_mini/$name.json ] && logs+=(results/logs/calibration_mini/$name.json)
 done
 "$PY" analysis/log_summary.py "${logs[@]}" \

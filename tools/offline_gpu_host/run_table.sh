@@ -10,7 +10,7 @@
 # baseline and Grad-CAM; same deadline, resumed by the next call) and returns $OUT/analysis.tgz.
 # Optional: CALIBRATE_SET=detr CALIBRATE_GPUS="2 3" also runs reproduce/bench/calibrate_mini.sh with that set on those
 # GPUs (give the table script the others with --gpu-ids, or leave it nothing to train; without CALIBRATE_GPUS the
-# calibration shares every GPU) with the same deadline, not resumed, and returns $OUT/calibrate.tgz.
+# calibration shares every GPU) with the same deadline (the next call resumes its stopped runs), and returns $OUT/calibrate.tgz.
 # Optional: SPEED_GPUS="2 3" SPEED_CONFIGS="a.py b.py;c.py d.py" also runs reproduce/bench/benchmark_speed.py
 # (variants SPEED_VARIANTS, default "stock fast fast-compile") on those GPUs, one ';'-separated group of configs per
 # GPU (keep a baseline and its BF config in one group: the BF overhead ratio needs both), then, with
@@ -55,7 +55,10 @@ if [ -n "${PROFILE_CONFIGS:-}" ]; then   # optionally profile a training step on
     --trace-dir /tmp/profile/traces > /tmp/profile/profile.log 2>&1 &
   prof_pid=$!
 fi
-left=$(( BUDGET - SECONDS - 75 ))   # leave time for the last validation and packing
+# Leave time for the last validation, the checkpoints and the packing: a command that built mmcv took 93 s from its
+# runs' deadline to its end (it also waits for the wheel's stripping), 18 s more than it had left; the others about 50.
+reserve=75; [ -n "$strip_pid" ] && reserve=95
+left=$(( BUDGET - SECONDS - reserve ))
 echo "[device] $SECONDS s used for setup; training for at most $left s"
 spd_pids=()
 if [ -n "${SPEED_CONFIGS:-}" ]; then
