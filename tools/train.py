@@ -9,7 +9,8 @@ debugging): bash tools/dist_train.sh CONFIG 2.
 
 With the environment variable BF_DEADLINE (Unix time) set, an iteration-based run saves a checkpoint and stops
 at that time (mmdet_plugins StopAtDeadlineHook); ``--resume`` continues it later, skipping the batches already
-trained by their indices (IndexSkippingIterBasedTrainLoop) rather than reading them.
+trained by their indices (IndexSkippingIterBasedTrainLoop) rather than reading them: the same images follow, with
+their random augmentations drawn afresh.
 """
 import argparse
 import os
@@ -88,8 +89,8 @@ def build_config(args) -> Config:
 
 def index_skipping_resume(cfg: Config) -> None:
     """A resumed iteration-based run skips its trained batches by their indices instead of reading them
-    (mmdet_plugins ``IndexSkippingIterBasedTrainLoop``: the same batches follow, minutes sooner)."""
-    if cfg.get('resume') and cfg.get('train_cfg', {}).get('type') == 'IterBasedTrainLoop':
+    (mmdet_plugins ``IndexSkippingIterBasedTrainLoop``: the same images follow, minutes sooner)."""
+    if cfg.get('resume') and (cfg.get('train_cfg') or {}).get('type') == 'IterBasedTrainLoop':
         cfg.train_cfg.type = 'IndexSkippingIterBasedTrainLoop'
 
 

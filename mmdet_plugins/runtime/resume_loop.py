@@ -3,10 +3,14 @@
 mmengine's ``IterBasedTrainLoop`` resumed at iteration ``n`` draws ``n`` batches from the dataloader and throws
 them away, so that training continues on the batch an uninterrupted run would have seen next. Every one of those
 batches is read and augmented by the workers: resumed at iteration 2661, a mini panoptic run on the GPU host waited
-about 95 s for its data before its first iteration, a sixth of a 10-minute command. ``IndexSkippingIterBasedTrainLoop`` skips the same batches by drawing
-only their indices from the batch sampler, which reads no image; the batches after the skip, and their order,
-are those of mmengine's loop (tested against it). The batches the dataloader had already handed to its workers
-when the loop was built are drawn and dropped as mmengine does.
+about 95 s for its data before its first iteration, a sixth of a 10-minute command.
+
+``IndexSkippingIterBasedTrainLoop`` skips the same batches by drawing only their indices from the batch sampler,
+which reads no image; the images after the skip, and their order, are those of mmengine's loop (tested against
+it). The batches the dataloader had already handed to its workers when the loop was built are drawn and dropped
+as mmengine does. What differs: the workers' random augmentations (a flip) after the resume are new draws, since
+the workers did not run the skipped batches' pipelines; the model's own random draws (dropout) already differ
+after any mmengine resume, which restores no random state.
 
 It skips by index when the batch sampler draws from an infinite sampler (mmengine's ``InfiniteSampler``, which the
 iteration-based configs use); with a finite sampler the skip may cross an epoch end, and the loop skips as
@@ -22,8 +26,8 @@ from mmengine.runner import IterBasedTrainLoop
 
 class IndexSkippingIterator:
     """Wraps the loop's dataloader iterator (mmengine's ``_InfiniteDataloaderIterator``) so that its first ``skip``
-    calls to ``next`` return ``None`` having read no new batch, and the later ones return the batches that follow
-    the skipped ones.
+    calls to ``next`` return ``None`` having read no new batch, and the later ones return the batches of the images
+    that follow the skipped ones.
 
     On construction it draws ``skip - k`` batches of indices from the dataloader's index iterator, ``k`` being the
     batches already handed to workers (prefetched); the first ``k`` of the ``skip`` calls take and drop those.
@@ -66,7 +70,7 @@ def skips_by_index(dataloader) -> bool:
 @LOOPS.register_module()
 class IndexSkippingIterBasedTrainLoop(IterBasedTrainLoop):
     """``IterBasedTrainLoop`` whose resume skips the trained batches by their indices (module docstring); the same
-    arguments, the same training."""
+    arguments; the same images after a resume, with their augmentations drawn afresh."""
 
     def run(self):
         if self._iter > 0 and skips_by_index(self.dataloader) \

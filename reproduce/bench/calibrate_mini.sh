@@ -35,6 +35,7 @@ cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] && PY=.venv/bin/python
 SET=${1:-pretrained}
+unset RUN_ITERS  # (set per run below, never from the caller's environment)
 if [ -n "${GPUS:-}" ]; then gpu_list=$GPUS
 else gpu_list=$("$PY" -c 'import torch; print(*range(max(1, torch.cuda.device_count())))') \
   || { echo "error: could not count the GPUs with torch; set GPUS=\"0 1 ...\"" >&2; exit 2; }; fi
@@ -129,8 +130,15 @@ for k in "${!names[@]}"; do
     echo "error: $name stopped before iteration $n: its log is not stored yet (work_dirs/calib/$name.log)" >&2
     incomplete+=("$name"); continue
   fi
-  cat $(ls work_dirs/calib/$name/*/vis_data/scalars.json | sort) > results/logs/calibration_mini/$name.json.tmp \
-    && mv results/logs/calibration_mini/$name.json.tmp results/logs/calibration_mini/$name.json  # every sitting's
+  # every sitting's lines, without those a later sitting trained again; a stored log stays when there are none
+  "$PY" -c 'import sys, glob
+from reproduce.runner.runs import merge_sittings
+from mmdet_plugins.utils.provenance import atomic_write_text
+lines = merge_sittings(sorted(glob.glob(f"work_dirs/calib/{sys.argv[1]}/*/vis_data/scalars.json")))
+if not lines:
+    sys.exit(f"error: {sys.argv[1]}: no json log lines in work_dirs/calib/{sys.argv[1]}/; the stored log stays")
+atomic_write_text(f"results/logs/calibration_mini/{sys.argv[1]}.json", "".join(lines))' "$name" \
+    || { incomplete+=("$name"); continue; }
 done
 logs=()
 for name in detr-c4 cond-c5 cond-c4 dab-c5 detr-c5-3000-scratch detr-pre detr-pre-lr1 cond-pre cond-pre-lr1 \

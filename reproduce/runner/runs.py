@@ -241,6 +241,34 @@ def artifact_path(run: Run, name: str):
     return None
 
 
+def merge_sittings(paths) -> list:
+    """The json log lines of one training's sittings (``paths``: their scalars.json, oldest first), each sitting cut
+    before its first training row at or past the next sitting's first training iteration: the lines a sitting
+    logged after the checkpoint that the next one resumed from (or all of it, when the next one started again from
+    scratch) were trained again and are left out."""
+    sittings = []
+    for path in paths:
+        with open(path) as f:
+            sittings.append([line for line in f if line.strip()])
+
+    def train_iter(line):
+        try:
+            row = json.loads(line)
+        except ValueError:
+            return None
+        return row.get('iter') if isinstance(row, dict) and 'loss' in row else None
+
+    merged = []
+    for k, lines in enumerate(sittings):
+        later = [it for other in sittings[k + 1:] for it in map(train_iter, other) if it is not None]
+        if later:
+            first_next = later[0]
+            cut = next((i for i, line in enumerate(lines) if (train_iter(line) or -1) >= first_next), len(lines))
+            lines = lines[:cut]
+        merged += lines
+    return merged
+
+
 def copy_logs(run: Run, spec: TableSpec, logs_dir: str, logs=None):
     """Write the run's json logs (every sitting's, a first stage's first) to ``<logs_dir>/<run>.json`` and its
     artifacts beside them; ``logs``: the run's own sittings' scalars.json (found when None). A run with no log
@@ -248,11 +276,10 @@ def copy_logs(run: Run, spec: TableSpec, logs_dir: str, logs=None):
     if logs is None:
         logs = sorted(glob.glob(osp.join(run.work_dir, '*', 'vis_data', 'scalars.json')))
     if spec.pre_stage is not None:
-        logs = sorted(glob.glob(osp.join(run.work_dir, STAGE1_DIR, '*', 'vis_data', 'scalars.json'))) + list(logs)
-    merged = []
-    for path in logs:
-        with open(path) as f:
-            merged += [line for line in f if line.strip()]
+        stage1 = sorted(glob.glob(osp.join(run.work_dir, STAGE1_DIR, '*', 'vis_data', 'scalars.json')))
+        merged = merge_sittings(stage1) + merge_sittings(logs)
+    else:
+        merged = merge_sittings(logs)
     if merged:  # (never replace a stored log with nothing)
         atomic_write_text(osp.join(logs_dir, f'{run.name}.json'), ''.join(merged))
     for name in spec.artifacts:  # files the run wrote beside its logs (e.g. grad_per_class.json)

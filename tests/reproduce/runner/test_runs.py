@@ -110,3 +110,22 @@ def test_near_the_deadline_only_runs_that_can_finish_start(tmp_path):
     assert [i[0] for i in start] == [1] and [i[0] for i in late] == [2, 3]
     start, late = split_late(items + [new], 75.0, ident_of)
     assert start == [] and len(late) == 3
+
+
+def test_merge_sittings_leaves_out_what_a_later_sitting_trained_again(tmp_path):
+    from reproduce.runner.runs import merge_sittings
+
+    def sitting(name, rows):
+        path = tmp_path / name
+        path.write_text(''.join(json.dumps(r) + '\n' for r in rows))
+        return str(path)
+    a = sitting('a.json', [dict(iter=1, loss=3.0), dict(iter=2, loss=2.5), dict(step=2, mAP=0.1),
+                           dict(iter=3, loss=2.0), dict(step=3, mAP=0.2)])  # logged past its checkpoint at 2
+    b = sitting('b.json', [dict(iter=3, loss=2.1), dict(iter=4, loss=1.9)])  # resumed from iteration 2
+    rows = [json.loads(line) for line in merge_sittings([a, b])]
+    assert rows == [dict(iter=1, loss=3.0), dict(iter=2, loss=2.5), dict(step=2, mAP=0.1),
+                    dict(iter=3, loss=2.1), dict(iter=4, loss=1.9)]
+    again = sitting('c.json', [dict(iter=1, loss=3.3)])  # started again from scratch
+    assert [json.loads(line) for line in merge_sittings([a, again])] == [dict(iter=1, loss=3.3)]
+    chained = sitting('d.json', [dict(iter=4, loss=1.0)])
+    assert len(merge_sittings([a, chained])) == 6  # sittings that chain lose nothing
