@@ -108,19 +108,30 @@ class SmallConvMaskHead(nn.Module):
         nn.init.kaiming_uniform_(self.out.weight, a=1)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, context: Tensor, attention: Tensor, fpn_feats: Sequence[Tensor]) -> Tensor:
-        """context (B, C, h, w) the projected C5; attention (B, Q, M, h, w); fpn_feats [(B, C4, 2h, 2w),
-        (B, C3, 4h, 4w), (B, C2, 8h, 8w)] (any sizes: each step upsamples to the next level's).
+    def forward(self, context: Tensor, attention: Tensor, fpn_feats: Sequence[Tensor], image_index=None) -> Tensor:
+        """context (B, C, h, w) the projected C5; fpn_feats [(B, C4, 2h, 2w), (B, C3, 4h, 4w), (B, C2, 8h, 8w)] (any
+        sizes: each step upsamples to the next level's); attention (B, Q, M, h, w): every query of every image, or,
+        with ``image_index`` (N,) (the image of each map), (N, M, h, w): N chosen queries' maps.
 
-        Returns mask logits (B, Q, H2, W2) at the finest level's size (stride 4 of the padded input).
+        Returns mask logits at the finest level's size (stride 4 of the padded input): (B, Q, H2, W2), or (N, H2, W2)
+        with ``image_index``. Each query's mask depends on its own maps and its image only, so N chosen queries get
+        the logits they have among all (the training loss runs the head on the matched queries alone).
         """
+        if image_index is not None:
+            return self._masks(context, attention, fpn_feats, image_index)
         b, q = attention.shape[:2]
-        x = torch.cat([context.unsqueeze(1).expand(-1, q, -1, -1, -1), attention], 2).flatten(0, 1)  # (BQ, C+M, h, w)
+        image_index = torch.arange(b, device=attention.device).repeat_interleave(q)  # query-major per image
+        logits = self._masks(context, attention.flatten(0, 1), fpn_feats, image_index)
+        return logits.view(b, q, *logits.shape[-2:])
+
+    def _masks(self, context: Tensor, attention: Tensor, fpn_feats: Sequence[Tensor], image_index: Tensor) -> Tensor:
+        """(N, H2, W2) logits of N maps ``attention`` (N, M, h, w) of the images ``image_index`` (N,)."""
+        x = torch.cat([context[image_index], attention], 1)                   # (N, C+M, h, w)
         x = self.stem(x)
         for adapter, block, feat in zip(self.adapters, self.blocks, fpn_feats):
-            lateral = adapter(feat).repeat_interleave(q, dim=0)                # (BQ, c, H, W), query-major per image
+            lateral = adapter(feat)[image_index]                                # (N, c, H, W)
             x = block(lateral + F.interpolate(x, size=lateral.shape[-2:], mode='nearest'))
-        return self.out(x).view(b, q, *x.shape[-2:])
+        return self.out(x)[:, 0]
 
 
 def mask_focal_loss(logits: Tensor, targets: Tensor, num_masks: float, alpha: float = 0.25,

@@ -104,6 +104,52 @@ def test_the_mask_loss_is_detrs_on_the_matched_queries():
     torch.testing.assert_close(losses['loss_mask_dice'], dice / n, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize('config', [STAGE2, BF_STAGE2], ids=['detr', 'bf-two-stream'])
+def test_mask_head_on_the_matched_queries_gives_the_gradients_of_running_it_on_all(config):
+    """The training loss runs the mask head on the matched queries only; the mask modules' gradients are those of
+    running it on every query and taking the matched ones' masks."""
+    import torch.nn.functional as F
+    from mmdet_plugins.panoptic.mask_head import mask_dice_loss, mask_focal_loss
+    torch.manual_seed(0)
+    model = no_dropout(build(config)).train()
+    inputs, samples = panoptic_batch()
+    params = [p for p in model.parameters() if p.requires_grad]
+    losses = model.loss(inputs, samples)
+    fast = torch.autograd.grad(losses['loss_mask_focal'] + losses['loss_mask_dice'], params)
+
+    two_stream = config == BF_STAGE2
+    streams = list(samples) * 2 if two_stream else samples
+    feats = model.extract_feat(inputs)
+    if two_stream:
+        with model.batchformer_pass():
+            head, mask_in = model.forward_panoptic(feats, streams)
+    else:
+        head, mask_in = model.forward_panoptic(feats, streams)
+    query = head['hidden_states'][-1]
+    cls, box = model.bbox_head(query[None])
+    every = model.predict_masks(query, mask_in['memory'], mask_in['padding_mask'], feats)  # (B', Q, h, w)
+    image_idx, query_idx, target = model.match_masks(cls[0], box[0], streams)
+    pred = F.interpolate(every[image_idx, query_idx][None], size=target.shape[-2:], mode='bilinear')[0]
+    pred, target = pred.flatten(1), target.flatten(1).float()
+    n = float(len(image_idx))
+    slow = torch.autograd.grad(mask_focal_loss(pred, target, n) + mask_dice_loss(pred, target, n), params)
+    assert len(params) > 0 and any(g.abs().sum() > 0 for g in slow)
+    for a, b in zip(fast, slow):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)
+
+
+def test_a_batch_without_ground_truth_gives_zero_mask_losses_and_keeps_the_graph():
+    torch.manual_seed(0)
+    model = build(STAGE2)
+    inputs, samples = panoptic_batch()
+    for s in samples:
+        s.gt_instances = s.gt_instances[:0]
+    losses = model.loss(inputs, samples)
+    assert losses['loss_mask_focal'].item() == 0 and losses['loss_mask_dice'].item() == 0
+    (losses['loss_mask_focal'] + losses['loss_mask_dice']).backward()
+    assert all(p.grad is not None for p in model.mask_head.parameters())
+
+
 def test_stage_2_freezes_the_batchformer_module_too():
     model = build(BF_STAGE2)
     trainable = {n.split('.')[0] for n, p in model.named_parameters() if p.requires_grad}
@@ -125,11 +171,17 @@ def test_two_stream_mask_head_sees_2b_and_the_plain_stream_ignores_the_other_ima
     torch.testing.assert_close(logits2[0], logits[0], rtol=0, atol=1e-5)   # plain stream of image 0
     assert (logits2[2] - logits[2]).abs().max() > 1e-4                       # its BatchFormerV2 stream
 
-    seen = []
-    original = model.matched_masks
-    model.matched_masks = lambda *a: seen.append(len(a[3])) or original(*a)
+    seen, maps = [], []
+    original, head = model.match_masks, model.mask_head.forward
+    model.match_masks = lambda *a: seen.append(len(a[2])) or original(*a)
+    model.mask_head.forward = lambda *a, **k: maps.append((a[1].shape, k['image_index'])) or head(*a, **k)
     losses = model.loss(inputs, samples)
     assert seen == [4] and torch.isfinite(losses['loss_mask_dice'])
+    # the mask head ran on the matched queries only: every ground truth of both streams, on its image's features
+    (shape, image_index), = maps
+    gts = [len(s.gt_instances) for s in samples] * 2
+    assert shape[0] == sum(gts) < 4 * model.num_queries
+    assert image_index.tolist() == [i % 2 for i, n in enumerate(gts) for _ in range(n)]
 
 
 def test_eval_equals_detr_panoptic_with_the_same_weights():
