@@ -8,7 +8,7 @@ decoder layer's queries:
   giving one mask logit map per query at stride 4 of the padded input;
 - the mask losses (sigmoid focal and dice with DETR's normalisation) on the queries that the head's Hungarian
   assigner matches to the ground truth; training runs the mask head on those queries alone (DETR runs it on all
-  and takes theirs: the same losses and gradients, several times less work);
+  and takes theirs: the same losses and gradients; the head's step is 6.3x faster at the mini shapes on the CPU);
 - DETR's panoptic fusion (:func:`~.fusion.detr_panoptic_fusion`) into ``pred_panoptic_seg`` at the original size,
   which mmdet's ``CocoPanopticMetric`` and ``DetLocalVisualizer`` read as they read MaskFormer's.
 
@@ -119,7 +119,7 @@ class DETRPanoptic(DETR):
     def predict_masks(self, query: Tensor, memory: Tensor, padding_mask, img_feats: Sequence[Tensor]) -> Tensor:
         """Mask logits (B', Q, H/4, W/4) of the queries ``query`` (B', Q, C); ``memory`` (B', C, h, w),
         ``padding_mask`` (B', h, w) or None, ``img_feats`` (C2, C3, C4, neck(C5)) at B. When B' = 2B (two-stream)
-        the image features are repeated: the second stream reuses the plain stream's."""
+        the second stream's queries read the plain stream's image features (``feature_image``)."""
         b, q = query.shape[:2]
         image_idx = self.feature_image(torch.arange(b, device=query.device), b, img_feats[-1].size(0))
         attention = self.mask_attention(query, memory, padding_mask)        # (B', Q, M, h, w)

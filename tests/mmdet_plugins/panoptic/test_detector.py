@@ -1,5 +1,6 @@
 """DETRPanoptic and BFDETRPanoptic (CPU, small models built from the mini stage-2 configs): mask-head shapes, the
 mask losses, the stage-2 freeze, the two-stream mask head, eval parity, the fused output, bad configurations."""
+from contextlib import nullcontext
 from copy import deepcopy
 
 import pytest
@@ -104,50 +105,77 @@ def test_the_mask_loss_is_detrs_on_the_matched_queries():
     torch.testing.assert_close(losses['loss_mask_dice'], dice / n, rtol=1e-4, atol=1e-6)
 
 
+def every_query_logits(model, query, memory, padding_mask, feats):
+    """(B', Q, H/4, W/4) logits of every query, written out as DETR's head computes them (context expanded per
+    query, laterals repeated per query, the plain stream's features concatenated for a second stream)."""
+    import torch.nn.functional as F
+    b, q = query.shape[:2]
+    feats = list(feats) if b == feats[-1].size(0) else [torch.cat([f, f]) for f in feats]
+    head = model.mask_head
+    x = torch.cat([feats[-1].unsqueeze(1).expand(-1, q, -1, -1, -1),
+                   model.mask_attention(query, memory, padding_mask)], 2).flatten(0, 1)
+    x = head.stem(x)
+    for adapter, block, feat in zip(head.adapters, head.blocks, feats[2::-1]):
+        lateral = adapter(feat).repeat_interleave(q, dim=0)
+        x = block(lateral + F.interpolate(x, size=lateral.shape[-2:], mode='nearest'))
+    return head.out(x).view(b, q, *x.shape[-2:])
+
+
+@pytest.mark.parametrize('freeze', [True, False], ids=['stage-2', 'unfrozen'])
 @pytest.mark.parametrize('config', [STAGE2, BF_STAGE2], ids=['detr', 'bf-two-stream'])
-def test_mask_head_on_the_matched_queries_gives_the_gradients_of_running_it_on_all(config):
-    """The training loss runs the mask head on the matched queries only; the mask modules' gradients are those of
-    running it on every query and taking the matched ones' masks."""
+@pytest.mark.parametrize('empty_image', [False, True], ids=['all-with-gt', 'one-without'])
+def test_mask_head_on_the_matched_queries_gives_the_gradients_of_running_it_on_all(config, freeze, empty_image):
+    """The training loss runs the mask head on the matched queries only; the losses and every trainable
+    parameter's gradient are those of running DETR's head on every query and taking the matched ones' masks."""
     import torch.nn.functional as F
     from mmdet_plugins.panoptic.mask_head import mask_dice_loss, mask_focal_loss
     torch.manual_seed(0)
-    model = no_dropout(build(config)).train()
+    model = no_dropout(build(config, freeze_detector=freeze)).train()
     inputs, samples = panoptic_batch()
+    if empty_image:
+        samples[1].gt_instances = samples[1].gt_instances[:0]
     params = [p for p in model.parameters() if p.requires_grad]
     losses = model.loss(inputs, samples)
-    fast = torch.autograd.grad(losses['loss_mask_focal'] + losses['loss_mask_dice'], params)
+    fast = torch.autograd.grad(losses['loss_mask_focal'] + losses['loss_mask_dice'], params, allow_unused=True)
 
-    two_stream = config == BF_STAGE2
-    streams = list(samples) * 2 if two_stream else samples
+    streams = list(samples) * 2 if config == BF_STAGE2 else samples
     feats = model.extract_feat(inputs)
-    if two_stream:
-        with model.batchformer_pass():
-            head, mask_in = model.forward_panoptic(feats, streams)
-    else:
+    with model.batchformer_pass() if config == BF_STAGE2 else nullcontext():
         head, mask_in = model.forward_panoptic(feats, streams)
     query = head['hidden_states'][-1]
     cls, box = model.bbox_head(query[None])
-    every = model.predict_masks(query, mask_in['memory'], mask_in['padding_mask'], feats)  # (B', Q, h, w)
-    image_idx, query_idx, target = model.match_masks(cls[0], box[0], streams)
-    pred = F.interpolate(every[image_idx, query_idx][None], size=target.shape[-2:], mode='bilinear')[0]
-    pred, target = pred.flatten(1), target.flatten(1).float()
-    n = float(len(image_idx))
-    slow = torch.autograd.grad(mask_focal_loss(pred, target, n) + mask_dice_loss(pred, target, n), params)
-    assert len(params) > 0 and any(g.abs().sum() > 0 for g in slow)
+    every = every_query_logits(model, query, mask_in['memory'], mask_in['padding_mask'], feats)  # (B', Q, h, w)
+    preds, targets = [], []
+    for i, s in enumerate(streams):
+        if len(s.gt_instances):
+            q_idx, g_idx = model._assign(cls[0, i], box[0, i], s.gt_instances, s.metainfo)
+            preds.append(F.interpolate(every[i, q_idx][None], size=inputs.shape[-2:], mode='bilinear')[0])
+            targets.append(torch.as_tensor(s.gt_instances.masks.masks[g_idx.numpy()]).float())
+    pred, target = torch.cat(preds).flatten(1), torch.cat(targets).flatten(1)
+    n = float(len(pred))
+    focal, dice = mask_focal_loss(pred, target, n), mask_dice_loss(pred, target, n)
+    torch.testing.assert_close(losses['loss_mask_focal'], focal, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(losses['loss_mask_dice'], dice, rtol=1e-5, atol=1e-7)
+    slow = torch.autograd.grad(focal + dice, params, allow_unused=True)
+    assert any(g is not None and g.abs().sum() > 0 for g in slow)
     for a, b in zip(fast, slow):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-7)
 
 
-def test_a_batch_without_ground_truth_gives_zero_mask_losses_and_keeps_the_graph():
+@pytest.mark.parametrize('config', [STAGE2, BF_STAGE2], ids=['detr', 'bf-two-stream'])
+def test_a_batch_without_ground_truth_gives_zero_mask_losses_and_keeps_the_graph(config):
     torch.manual_seed(0)
-    model = build(STAGE2)
+    model = build(config)
     inputs, samples = panoptic_batch()
     for s in samples:
         s.gt_instances = s.gt_instances[:0]
     losses = model.loss(inputs, samples)
     assert losses['loss_mask_focal'].item() == 0 and losses['loss_mask_dice'].item() == 0
     (losses['loss_mask_focal'] + losses['loss_mask_dice']).backward()
-    assert all(p.grad is not None for p in model.mask_head.parameters())
+    mask_params = list(model.mask_head.parameters()) + list(model.mask_attention.parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() == 0 for p in mask_params)
 
 
 def test_stage_2_freezes_the_batchformer_module_too():
