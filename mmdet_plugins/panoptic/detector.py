@@ -170,6 +170,19 @@ class DETRPanoptic(DETR):
         query_idx = torch.nonzero(result.gt_inds > 0, as_tuple=False).squeeze(-1)
         return query_idx, result.gt_inds[query_idx] - 1
 
+    @torch.no_grad()
+    def _assign_batch(self, cls_scores: Tensor, bbox_preds: Tensor, batch_data_samples):
+        """The matches of every image at once, (query indices, gt indices) per image, when the head's assigner
+        matches batches (``BatchedHungarianAssigner``: the stock matching, one host copy); else None."""
+        assigner = self.bbox_head.assigner
+        if not getattr(assigner, 'batched', False):
+            return None
+        shapes = [s.metainfo['img_shape'] for s in batch_data_samples]
+        factors = cls_scores.new_tensor([[w, h, w, h] for h, w in shapes], dtype=torch.float32)
+        boxes = bbox_cxcywh_to_xyxy(bbox_preds.float()) * factors[:, None]       # (B', Q, 4) xyxy in pixels
+        return assigner.assign_batch(cls_scores.float(), boxes, [s.gt_instances for s in batch_data_samples],
+                                     [s.metainfo for s in batch_data_samples])
+
     def match_masks(self, cls_scores: Tensor, bbox_preds: Tensor, batch_data_samples) -> Tuple[Tensor, Tensor, Tensor]:
         """The matched queries and their target masks, over the batch.
 
@@ -177,12 +190,16 @@ class DETRPanoptic(DETR):
         Returns image indices (N,), query indices (N,) and the {0, 1} targets (N, Hp, Wp) at the padded input size.
         """
         images, queries, targets = [], [], []
+        matches = self._assign_batch(cls_scores, bbox_preds, batch_data_samples)
         for i, sample in enumerate(batch_data_samples):
             gt = sample.gt_instances
             if len(gt) == 0:
                 continue
             hp, wp = sample.metainfo['batch_input_shape']
-            query_idx, gt_idx = self._assign(cls_scores[i].float(), bbox_preds[i].float(), gt, sample.metainfo)
+            if matches is not None:
+                query_idx, gt_idx = (torch.as_tensor(m, device=cls_scores.device) for m in matches[i])
+            else:
+                query_idx, gt_idx = self._assign(cls_scores[i].float(), bbox_preds[i].float(), gt, sample.metainfo)
             masks = gt.masks.to_tensor(dtype=cls_scores.dtype, device=cls_scores.device)[gt_idx]
             targets.append(F.pad(masks, (0, wp - masks.shape[-1], 0, hp - masks.shape[-2])))  # (no-op when padded)
             queries.append(query_idx)

@@ -178,6 +178,29 @@ def test_a_batch_without_ground_truth_gives_zero_mask_losses_and_keeps_the_graph
     assert all(p.grad is not None and p.grad.abs().sum() == 0 for p in mask_params)
 
 
+def test_masks_are_matched_in_one_batch_as_image_by_image():
+    """With the mini configs' BatchedHungarianAssigner, match_masks matches all images at once; the matches are
+    those of the stock per-image assignment."""
+    torch.manual_seed(0)
+    model = build(STAGE2).eval()
+    assert model.bbox_head.assigner.batched
+    inputs, samples = panoptic_batch()
+    samples[1].gt_instances = samples[1].gt_instances[:0]
+    calls, batch = [], model.bbox_head.assigner.assign_batch
+    model.bbox_head.assigner.assign_batch = lambda *a: calls.append(len(a[2])) or batch(*a)
+    with torch.no_grad():
+        feats = model.extract_feat(inputs)
+        head, _ = model.forward_panoptic(feats, samples)
+        cls, box = model.bbox_head(head['hidden_states'][-1][None])
+        image_idx, query_idx, target = model.match_masks(cls[0], box[0], samples)
+    assert calls == [2]  # one batched matching of both images
+    expected = [model._assign(cls[0, 0], box[0, 0], samples[0].gt_instances, samples[0].metainfo)]
+    assert image_idx.tolist() == [0] * len(samples[0].gt_instances)
+    assert query_idx.tolist() == expected[0][0].tolist()
+    masks = torch.as_tensor(samples[0].gt_instances.masks.masks[expected[0][1].numpy()]).float()
+    assert torch.equal(target, masks)
+
+
 def test_stage_2_freezes_the_batchformer_module_too():
     model = build(BF_STAGE2)
     trainable = {n.split('.')[0] for n, p in model.named_parameters() if p.requires_grad}
