@@ -53,6 +53,8 @@ def test_smoke_end_to_end_with_interrupt_and_resume(dirs, capsys):
     assert table_main(dirs) == 0
     out = capsys.readouterr().out
     assert '[1/4] DETR-base-s0: resuming' in out and '[2/4] DETR-bf-s0: starting' in out
+    train_log = open(osp.join(dirs['work'], 'smoke', 'DETR-base-s0', 'train.log')).read()
+    assert 'IndexSkippingIterBasedTrainLoop: skipping the 1 trained batches' in train_log  # (no image re-read)
     csv = osp.join(dirs['results'], 'measured', 'detection_smoke.csv')
     df = pd.read_csv(csv)
     assert len(df) == 4 and set(df.bf) == {0, 1} and set(df.seed) == {0, 1}
