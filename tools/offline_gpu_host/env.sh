@@ -9,7 +9,9 @@ export PYTHONPATH="$SITE:$_repo${PYTHONPATH:+:$PYTHONPATH}"
 # Byte-compile the install once (each python process would compile mmdet's sources again where the image sets
 # PYTHONDONTWRITEBYTECODE), and the checkout's own code each command (it arrives afresh).
 _compile() { python3 -m compileall -q -j 0 "$@" >/dev/null 2>&1 || true; }
-if python3 -c "import mmcv.ops, mmdet, mmengine, pycocotools, mmpretrain" 2>/dev/null; then  # warm machine: done already
+# Warm machine: done already (the stamp is written below once the whole stack imported; without it, an install left
+# by an older copy of this script is checked by importing it).
+if [ -f "$SITE/.bf_stack_ok" ] || python3 -c "import mmcv.ops, mmdet, mmengine, pycocotools, mmpretrain" 2>/dev/null; then
   _compile "$_repo/mmdet_plugins" "$_repo/reproduce"
   echo "[gpu_env] reusing $SITE"; set +e; return 0
 fi
@@ -42,4 +44,5 @@ export MMCV_WHEEL
 _t0=$(date +%s); _compile "$SITE" "$_repo/mmdet_plugins" "$_repo/reproduce"
 echo "[gpu_env] byte-compiled $SITE in $(( $(date +%s) - _t0 )) s"
 python3 -c "import torch, mmcv, mmcv.ops, mmdet, mmengine, mmpretrain.models; print('[gpu_env] torch', torch.__version__, 'cuda', torch.cuda.is_available(), '| mmcv', mmcv.__version__, '| mmdet', mmdet.__version__, '| mmpretrain', mmpretrain.__version__, '| mmengine', mmengine.__version__)"
+touch "$SITE/.bf_stack_ok"  # (reached only when the import above succeeded: set -e)
 set +e
