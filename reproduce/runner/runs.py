@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import itertools
 import json
 import os.path as osp
 from dataclasses import dataclass
@@ -246,11 +247,6 @@ def merge_sittings(paths) -> list:
     before its first training row at or past the next sitting's first training iteration: the lines a sitting
     logged after the checkpoint that the next one resumed from (or all of it, when the next one started again from
     scratch) were trained again and are left out."""
-    sittings = []
-    for path in paths:
-        with open(path) as f:
-            sittings.append([line for line in f if line.strip()])
-
     def train_iter(line):
         try:
             row = json.loads(line)
@@ -258,14 +254,17 @@ def merge_sittings(paths) -> list:
             return None
         return row.get('iter') if isinstance(row, dict) and 'loss' in row else None
 
+    sittings = []  # per sitting: its lines with their training iteration (None for other rows)
+    for path in paths:
+        with open(path) as f:
+            sittings.append([(line, train_iter(line)) for line in f if line.strip()])
+    firsts = [next((it for _, it in rows if it is not None), None) for rows in sittings]
     merged = []
-    for k, lines in enumerate(sittings):
-        later = [it for other in sittings[k + 1:] for it in map(train_iter, other) if it is not None]
-        if later:
-            first_next = later[0]
-            cut = next((i for i, line in enumerate(lines) if (train_iter(line) or -1) >= first_next), len(lines))
-            lines = lines[:cut]
-        merged += lines
+    for k, rows in enumerate(sittings):
+        first_next = next((it for it in firsts[k + 1:] if it is not None), None)
+        if first_next is not None:
+            rows = list(itertools.takewhile(lambda r: (r[1] or -1) < first_next, rows))
+        merged += [line for line, _ in rows]
     return merged
 
 
