@@ -83,17 +83,12 @@ def step(head, variant: str, data) -> float:
     return loss.item()
 
 
-def _sync(device):
-    import torch
-    if torch.device(device).type == 'cuda':
-        torch.cuda.synchronize(device)
-
-
 def main(argv=None):
     args = parse_args(argv)
     import pandas as pd
     import torch
     from mmdet_plugins.panoptic.mask_head import SmallConvMaskHead
+    from reproduce.bench.benchmark_overhead import sync
     from mmdet_plugins.utils.provenance import atomic_write_text, git_commit, hardware, today
     device = torch.device(args.device)
     shape = SCALES[args.scale]
@@ -110,14 +105,14 @@ def main(argv=None):
         for variant in (VARIANTS if r % 2 == 0 else VARIANTS[::-1]):
             if device.type == 'cuda':
                 torch.cuda.reset_peak_memory_stats(device)
-            _sync(device)
+            sync(device)
             start = time.perf_counter()
             with torch.autocast(device.type, dtype=torch.float16, enabled=device.type == 'cuda'):
                 for _ in range(args.steps):
                     head.zero_grad(set_to_none=True)
                     data[1].grad = None
                     step(head, variant, data)
-            _sync(device)
+            sync(device)
             seconds = (time.perf_counter() - start) / args.steps
             peak = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == 'cuda' else float('nan')
             rows.append(dict(round=r, variant=variant, step_s=seconds, peak_gib=peak))
