@@ -120,12 +120,10 @@ class DETRPanoptic(DETR):
         """Mask logits (B', Q, H/4, W/4) of the queries ``query`` (B', Q, C); ``memory`` (B', C, h, w),
         ``padding_mask`` (B', h, w) or None, ``img_feats`` (C2, C3, C4, neck(C5)) at B. When B' = 2B (two-stream)
         the second stream's queries read the plain stream's image features (``feature_image``)."""
-        b, q = query.shape[:2]
+        b = query.size(0)
         image_idx = self.feature_image(torch.arange(b, device=query.device), b, img_feats[-1].size(0))
         attention = self.mask_attention(query, memory, padding_mask)        # (B', Q, M, h, w)
-        logits = self.mask_head(img_feats[-1], attention.flatten(0, 1), img_feats[2::-1],  # C4, C3, C2: coarse to fine
-                                image_index=image_idx.repeat_interleave(q))
-        return logits.view(b, q, *logits.shape[-2:])
+        return self.mask_head(img_feats[-1], attention, img_feats[2::-1], image_index=image_idx)  # C4, C3, C2
 
     # ------------------------------------------------------------------------------------------------ training
     def loss(self, batch_inputs: Tensor, batch_data_samples) -> Dict[str, Tensor]:

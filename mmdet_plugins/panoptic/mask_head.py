@@ -110,19 +110,23 @@ class SmallConvMaskHead(nn.Module):
 
     def forward(self, context: Tensor, attention: Tensor, fpn_feats: Sequence[Tensor], image_index=None) -> Tensor:
         """context (B, C, h, w) the projected C5; fpn_feats [(B, C4, 2h, 2w), (B, C3, 4h, 4w), (B, C2, 8h, 8w)] (any
-        sizes: each step upsamples to the next level's); attention (B, Q, M, h, w): every query of every image, or,
-        with ``image_index`` (N,) (the image of each map), (N, M, h, w): N chosen queries' maps.
+        sizes: each step upsamples to the next level's); attention either (B', Q, M, h, w), the maps of every query
+        of B' query sets, or (N, M, h, w), the maps of N chosen queries. ``image_index``: the image (0..B-1) of each
+        query set (B',), or of each map (N,), which the 4-D form needs; default: query set b is image b.
 
-        Returns mask logits at the finest level's size (stride 4 of the padded input): (B, Q, H2, W2), or (N, H2, W2)
-        with ``image_index``. Each query's mask depends on its own maps and its image only, so N chosen queries get
-        the logits they have among all (the training loss runs the head on the matched queries alone).
+        Returns mask logits at the finest level's size (stride 4 of the padded input): (B', Q, H2, W2), or (N, H2, W2).
+        Each query's mask depends on its own maps and its image only, so N chosen queries get the logits they have
+        among all (the training loss runs the head on the matched queries alone).
         """
-        if image_index is not None:
+        if attention.dim() == 4:
+            if image_index is None:
+                raise ValueError('SmallConvMaskHead: (N, M, h, w) maps need the image_index of each')
             return self._masks(context, attention, fpn_feats, image_index)
         b, q = attention.shape[:2]
-        image_index = torch.arange(b, device=attention.device).repeat_interleave(q)  # query-major per image
-        logits = self._masks(context, attention.flatten(0, 1), fpn_feats, image_index)
-        return logits.view(b, q, *logits.shape[-2:])
+        if image_index is None:
+            image_index = torch.arange(b, device=attention.device)
+        logits = self._masks(context, attention.flatten(0, 1), fpn_feats, image_index.repeat_interleave(q))
+        return logits.view(b, q, *logits.shape[-2:])  # (query-major per query set)
 
     def _masks(self, context: Tensor, attention: Tensor, fpn_feats: Sequence[Tensor], image_index: Tensor) -> Tensor:
         """(N, H2, W2) logits of N maps ``attention`` (N, M, h, w) of the images ``image_index`` (N,)."""

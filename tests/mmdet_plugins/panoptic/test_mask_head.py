@@ -70,6 +70,19 @@ def test_each_mask_depends_on_its_own_image_and_query_only():
     assert (out3[0, 2] - out[0, 2]).abs().max() > 1e-3
 
 
+def test_query_sets_and_chosen_maps_read_the_images_named():
+    head = r18_head()
+    context, attention, feats = inputs()
+    out = head(context, attention, feats)
+    # two query sets per image (a two-stream pass): each set of image b reads image b's features
+    twice = head(context, torch.cat([attention, attention]), feats, image_index=torch.tensor([0, 1, 0, 1]))
+    assert torch.equal(twice, torch.cat([out, out]))
+    chosen = head(context, attention[[1, 0], [2, 0]], feats, image_index=torch.tensor([1, 0]))  # (N, M, h, w)
+    torch.testing.assert_close(chosen, out[[1, 0], [2, 0]])
+    with pytest.raises(ValueError, match='need the image_index'):
+        head(context, attention[0], feats)
+
+
 def test_mask_head_checks_its_sizes():
     with pytest.raises(ValueError, match='3 levels'):
         SmallConvMaskHead(128, 8, (256, 128))
