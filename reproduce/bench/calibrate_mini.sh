@@ -119,7 +119,7 @@ else  # pretrained, smca, detr: the Fashion-MNIST-pretrained backbone
     run cond-pre-lr1 conditional-detr_r18_1xb16-mini.py $LR1
   fi
 fi
-incomplete=()
+incomplete=() finished_names=()
 for k in "${!names[@]}"; do
   name=${names[$k]}
   if [ -n "${pids[$k]}" ] && ! wait "${pids[$k]}"; then
@@ -130,16 +130,23 @@ for k in "${!names[@]}"; do
     echo "error: $name stopped before iteration $n: its log is not stored yet (work_dirs/calib/$name.log)" >&2
     incomplete+=("$name"); continue
   fi
-  # every sitting's lines, without those a later sitting trained again; a stored log stays when there are none
-  "$PY" -c 'import sys, glob
+  finished_names+=("$name")
+done
+if [ ${#finished_names[@]} -gt 0 ]; then
+  # Store each finished run's log: every sitting's lines, without those a later sitting trained again (one python
+  # for all). A run without log lines keeps its stored log; the names of those are printed and count as incomplete.
+  no_lines=$("$PY" -c 'import sys, glob
 from reproduce.runner.runs import merge_sittings
 from mmdet_plugins.utils.provenance import atomic_write_text
-lines = merge_sittings(sorted(glob.glob(f"work_dirs/calib/{sys.argv[1]}/*/vis_data/scalars.json")))
-if not lines:
-    sys.exit(f"error: {sys.argv[1]}: no json log lines in work_dirs/calib/{sys.argv[1]}/; the stored log stays")
-atomic_write_text(f"results/logs/calibration_mini/{sys.argv[1]}.json", "".join(lines))' "$name" \
-    || { incomplete+=("$name"); continue; }
-done
+for name in sys.argv[1:]:
+    lines = merge_sittings(sorted(glob.glob(f"work_dirs/calib/{name}/*/vis_data/scalars.json")))
+    if not lines:
+        print(f"error: {name}: no json log lines in work_dirs/calib/{name}/; the stored log stays", file=sys.stderr)
+        print(name)
+        continue
+    atomic_write_text(f"results/logs/calibration_mini/{name}.json", "".join(lines))' "${finished_names[@]}")
+  for name in $no_lines; do incomplete+=("$name"); done
+fi
 logs=()
 for name in detr-c4 cond-c5 cond-c4 dab-c5 detr-c5-3000-scratch detr-pre detr-pre-lr1 cond-pre cond-pre-lr1 \
             smca-fp16-lr2e-4-s1 smca-fp32-lr2e-4-s1 smca-fp16-lr1e-4-s1 smca-fp32-lr1e-4-s1 \

@@ -38,7 +38,7 @@ esac
 [ "$TABLE" = classification ] && export MINI_CANVASES=0  # it reads Fashion-MNIST itself
 _t_data=$SECONDS
 source tools/offline_gpu_host/mini_data.sh
-echo "[device] $(( _t_data )) s on the stack, $(( SECONDS - _t_data )) s on the mini data"
+echo "[device] $_t_data s on the stack, $(( SECONDS - _t_data )) s on the mini data"
 util_pid=
 if [ -n "${GPU_UTIL_LOG:-}" ]; then  # sample the GPUs' utilization every 500 ms while the table trains
   nvidia-smi --query-gpu=timestamp,index,utilization.gpu,memory.used --format=csv,noheader,nounits -lms 500 \
