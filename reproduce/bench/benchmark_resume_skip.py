@@ -36,7 +36,8 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if min(args.rounds, args.skip) < 1 or (args.workers is not None and args.workers < 0):
         p.error('--rounds and --skip must be at least 1, --workers at least 0')
-    if not osp.isfile(osp.join(REPO, args.config) if not osp.isabs(args.config) else args.config):
+    args.config = osp.join(REPO, args.config)  # (relative to the repository; an absolute path stays as it is)
+    if not osp.isfile(args.config):
         p.error(f'config {args.config} not found')
     if not osp.isdir(osp.join(args.data_root, 'annotations')):
         p.error(f'no dataset at --data-root {args.data_root} (no annotations/ folder); make it with '
@@ -94,7 +95,7 @@ def main(argv=None):
     from mmdet_plugins.utils.provenance import atomic_write_text, git_commit, hardware, today
     from reproduce.runner.data import set_data_root
     register_all_modules()
-    cfg = Config.fromfile(args.config if osp.isabs(args.config) else osp.join(REPO, args.config))
+    cfg = Config.fromfile(args.config)
     set_data_root(cfg, args.data_root)
     loader_cfg = cfg.train_dataloader
     if args.workers is not None:
@@ -113,7 +114,7 @@ def main(argv=None):
                              f'({files["mmengine"][:2]} ... against {files["index"][:2]} ...)')
     df = pd.DataFrame(rows)
     df = df.assign(skip=args.skip, batch_size=loader_cfg.batch_size, workers=loader_cfg.num_workers,
-                   config=osp.relpath(osp.abspath(args.config), REPO), hardware=hardware(), torch=torch.__version__,
+                   config=osp.relpath(args.config, REPO), hardware=hardware(), torch=torch.__version__,
                    commit=git_commit(), date=today())
     atomic_write_text(args.out, df.to_csv(index=False))
     text = render(df)
