@@ -174,6 +174,10 @@ def main(spec: TableSpec, argv=None) -> int:
     if spec.pre_stage is not None:
         for run in runs:
             pre = spec.pre_stage(run.row, run.arm, args.scale)
+            owner = spec.first_stage_owner(run.arm)
+            if owner is not run.arm and spec.pre_stage(run.row, owner, args.scale) != pre:
+                D.fail(f'{spec.name}: arm {run.arm.tag!r} starts from the first stage of arm {owner.tag!r} but names '
+                       f'another first-stage config ({pre}, not {spec.pre_stage(run.row, owner, args.scale)})')
             if pre_config_of.setdefault(run.config, pre) != pre:
                 D.fail(f'{spec.name}: {run.config} follows two first stages ({pre_config_of[run.config]}, {pre}); '
                        'give each its own config')

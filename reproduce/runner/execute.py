@@ -88,10 +88,11 @@ def gpu_slots(args, scale):
     return [gpus[i % len(gpus)] for i in range(args.parallel)]
 
 
-def first_stage_state(run: Run, pre_config: str, ident_of) -> str:
-    """``done`` (its final checkpoint is there), ``interrupted``, ``new``; a first stage started under another
-    fingerprint is cleared (``new``)."""
-    pre = stage1_run(run, pre_config)
+def first_stage_state(run: Run, pre_config: str, ident_of, spec=None) -> str:
+    """The state of the run's first stage (:func:`~reproduce.runner.runs.stage1_run`; ``spec``: the table, for
+    an arm that shares another arm's): ``done`` (its final checkpoint is there), ``interrupted``, ``new``; a first
+    stage started under another fingerprint is cleared (``new``)."""
+    pre = stage1_run(run, pre_config, spec)
     state = run_state(pre, set(), False, ident_of[pre_config])
     if state == 'redo':
         shutil.rmtree(pre.work_dir, ignore_errors=True)
@@ -121,9 +122,12 @@ def execute(runs, args, scale, spec, stored_keys, ident_of, build_config, logs_d
     ``ident_of[config]``: the runs' :class:`~reproduce.runner.runs.Identity`; ``build_config(run)``: the config
     a new run trains with. ``pre_config_of[run.config]``: the config of the run's first stage
     (``TableSpec.pre_stage``), trained first in ``<work_dir>/stage1/``; the run then starts from its final
-    checkpoint."""
+    checkpoint. A first stage that several runs start from (``Arm.first_stage_from``) trains once, in the work
+    directory of the run that owns it, and all of them start when it ends."""
     pre_config_of = pre_config_of or {}
     todo = []
+    first_stages = {}  # a first stage's work directory -> its item in todo (its last entry: the runs waiting on it)
+    index_of = {run.name: i for i, run in enumerate(runs, 1)}
     for i, run in enumerate(runs, 1):
         state = run_state(run, stored_keys, args.force, ident_of[run.config])
         if state == 'redo':
@@ -134,9 +138,14 @@ def execute(runs, args, scale, spec, stored_keys, ident_of, build_config, logs_d
             continue
         pre_config = pre_config_of.get(run.config)
         if state == 'new' and pre_config is not None:
-            first = first_stage_state(run, pre_config, ident_of)
+            pre = stage1_run(run, pre_config, spec)
+            if pre.work_dir in first_stages:  # (shared with a run already waiting on it)
+                first_stages[pre.work_dir][3].append(run)
+                continue
+            first = first_stage_state(run, pre_config, ident_of, spec)
             if first != 'done':
-                todo.append((i, stage1_run(run, pre_config), first, run))
+                first_stages[pre.work_dir] = (i, pre, first, [run])
+                todo.append(first_stages[pre.work_dir])
                 continue
         todo.append((i, run, state, None))
     todo.sort(key=lambda item: item[2] != 'interrupted')  # resume first: they hold checkpoints of this machine
@@ -162,13 +171,13 @@ def execute(runs, args, scale, spec, stored_keys, ident_of, build_config, logs_d
                         print(f'deadline near: {len(late)} run(s) not started; call again to continue')
                     if not queue:
                         break
-                i, run, state, then = queue.pop(0)  # then: the run this first stage belongs to (or None)
+                i, run, state, then = queue.pop(0)  # then: the runs that start from this first stage (or None)
                 ident = ident_of[run.config]
                 os.makedirs(run.work_dir, exist_ok=True)
                 if state == 'new' or not osp.isfile(osp.join(run.work_dir, 'run_config.py')):
                     cfg = build_config(run)
                     if then is None and run.config in pre_config_of:  # start from the first stage's end
-                        pre = stage1_run(run, pre_config_of[run.config])
+                        pre = stage1_run(run, pre_config_of[run.config], spec)
                         cfg.load_from = osp.abspath(final_checkpoint(pre, ident_of[pre.config].schedule))
                     cfg.dump(osp.join(run.work_dir, 'run_config.py'))
                     mark_started(run, ident)
@@ -183,7 +192,7 @@ def execute(runs, args, scale, spec, stored_keys, ident_of, build_config, logs_d
                 print(f'[{i}/{len(runs)}] {name}: {verb} ({run.config}, seed {run.seed})', flush=True)
                 rp = RunProcess(run, cmd, run_env, verbose=args.parallel == 1, label=f'[{name}]',
                                 metric_key=metric_key, gpu=gpu)
-                rp.then, rp.index = then, i
+                rp.then = then
                 running.append(rp)
             time.sleep(0.5)
             for rp in list(running):
@@ -195,16 +204,17 @@ def execute(runs, args, scale, spec, stored_keys, ident_of, build_config, logs_d
                     slots.append(rp.gpu)
                 add_progress(rp.run, time.time() - rp.start)
                 if rc != 0:
-                    failed.append(rp.run.name if rp.then is None else rp.then.name)
+                    failed += [rp.run.name] if rp.then is None else [then.name for then in rp.then]
                     print(f'{rp.run.name}: FAILED (exit {rc}); see {osp.join(rp.run.work_dir, "train.log")}')
                     continue
-                if rp.then is not None:  # a first stage ended: at its end, its run starts next
+                if rp.then is not None:  # a first stage ended: at its end, the runs that start from it come next
+                    names = ', '.join(then.name for then in rp.then)
                     if final_checkpoint(rp.run, ident_of[rp.run.config].schedule):
-                        print(f'{rp.then.name}: stage 1 finished', flush=True)
-                        queue.insert(0, (rp.index, rp.then, 'new', None))
+                        print(f'{names}: stage 1 finished', flush=True)
+                        queue[0:0] = [(index_of[then.name], then, 'new', None) for then in rp.then]
                     else:
-                        print(f'{rp.then.name}: stage 1 stopped before its last iteration (deadline); it resumes on '
-                              'the next call')
+                        print(f'{names}: stage 1 stopped before its last iteration (deadline); it resumes on the '
+                              'next call')
                     continue
                 row = finish_run(rp.run, spec, ident_of[rp.run.config], args.scale, logs_dir, hardware_name)
                 if row is None:

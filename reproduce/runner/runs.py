@@ -221,9 +221,16 @@ def add_progress(run: Run, seconds: float):
 STAGE1_DIR = 'stage1'  # a run's first stage (TableSpec.pre_stage) trains in <work_dir>/stage1/
 
 
-def stage1_run(run: Run, config: str) -> Run:
-    """The first stage of ``run`` (its own work directory inside the run's)."""
-    return Run(run.row, run.arm, run.seed, config, osp.join(run.work_dir, STAGE1_DIR))
+def stage1_run(run: Run, config: str, spec: TableSpec = None) -> Run:
+    """The first stage of ``run``: ``<work_dir>/stage1/`` of the run that trains it, the run itself or, for an arm
+    that shares the first stage of another (``Arm.first_stage_from``, looked up in ``spec``), that arm's run of the
+    same row and seed, whose work directory is beside this run's. Its name is that run's."""
+    owner = run
+    if spec is not None and run.arm.first_stage_from is not None:
+        arm = spec.first_stage_owner(run.arm)
+        owner = Run(run.row, arm, run.seed, '', '')
+        owner.work_dir = osp.join(osp.dirname(run.work_dir), owner.name)
+    return Run(owner.row, owner.arm, owner.seed, config, osp.join(owner.work_dir, STAGE1_DIR))
 
 
 def final_checkpoint(run: Run, schedule: Schedule):
@@ -269,13 +276,14 @@ def merge_sittings(paths) -> list:
 
 
 def copy_logs(run: Run, spec: TableSpec, logs_dir: str, logs=None):
-    """Write the run's json logs (every sitting's, a first stage's first) to ``<logs_dir>/<run>.json`` and its
-    artifacts beside them; ``logs``: the run's own sittings' scalars.json (found when None). A run with no log
-    lines leaves a stored log as it is."""
+    """Write the run's json logs (every sitting's; its first stage's first, also one it shares with another arm's
+    run) to ``<logs_dir>/<run>.json`` and its artifacts beside them; ``logs``: the run's own sittings'
+    scalars.json (found when None). A run with no log lines leaves a stored log as it is."""
     if logs is None:
         logs = sorted(glob.glob(osp.join(run.work_dir, '*', 'vis_data', 'scalars.json')))
     if spec.pre_stage is not None:
-        stage1 = sorted(glob.glob(osp.join(run.work_dir, STAGE1_DIR, '*', 'vis_data', 'scalars.json')))
+        first = stage1_run(run, '', spec).work_dir
+        stage1 = sorted(glob.glob(osp.join(first, '*', 'vis_data', 'scalars.json')))
         merged = merge_sittings(stage1) + merge_sittings(logs)
     else:
         merged = merge_sittings(logs)
@@ -294,7 +302,7 @@ def finish_run(run: Run, spec: TableSpec, ident: Identity, scale: str, logs_dir:
     if metrics is None:
         return None
     progress = read_progress(run)
-    if osp.isdir(osp.join(run.work_dir, STAGE1_DIR)):  # a first stage's time counts too
+    if osp.isdir(osp.join(run.work_dir, STAGE1_DIR)):  # its own first stage's time counts too (not a shared one's)
         first = read_progress(Run(run.row, run.arm, run.seed, '', osp.join(run.work_dir, STAGE1_DIR)))
         progress = dict(wall_s=progress['wall_s'] + first['wall_s'], sittings=progress['sittings'] + first['sittings'])
     values = {}
@@ -308,6 +316,7 @@ def finish_run(run: Run, spec: TableSpec, ident: Identity, scale: str, logs_dir:
            'dataset': ident.dataset}
     if spec.pre_stage is not None:
         row['stage1_config'] = spec.pre_stage(run.row, run.arm, scale)
+        row['stage1_run'] = stage1_run(run, '', spec).name  # (another arm's run where the arm shares its stage 1)
     copy_logs(run, spec, logs_dir, logs)
     atomic_write_text(osp.join(run.work_dir, 'result.json'), json.dumps(row, indent=1))
     return row

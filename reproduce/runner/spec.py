@@ -20,11 +20,15 @@ class Arm:
         tag: its part of a run's name (``DETR-base-s0``, ``DETR-bf-s0``).
         label: its name in the table's header (``baseline``, ``+BF``).
         name: its name in the table's notes (``baseline``, ``BF``).
+        first_stage_from: for a table with a first stage (``TableSpec.pre_stage``): the value of the arm whose run of
+            the same row and seed trains the first stage that this arm's runs start from (DETR panoptic: a plain mask
+            head on the BatchFormerV2 box model); None: each run trains its own.
     """
     value: int
     tag: str
     label: str
     name: str
+    first_stage_from: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -155,11 +159,27 @@ class TableSpec:
             if row not in self.rows or not set(arms) <= values:
                 raise ValueError(f'{self.name}: row_arms[{row!r}] = {arms}: rows are {list(self.rows)}, arm values '
                                  f'{sorted(values)}')
+        owners = {arm.value: arm.first_stage_from for arm in self.arms}
+        for arm in self.arms:
+            owner = arm.first_stage_from
+            if owner is None:
+                continue
+            if self.pre_stage is None or owner == arm.value or owners.get(owner, -1) is not None:
+                raise ValueError(f'{self.name}: arm {arm.tag!r} takes its first stage from arm {owner}: that must be '
+                                 'another arm of the table with a first stage of its own (pre_stage)')
+            for row, arms in self.row_arms.items():
+                if arm.value in arms and owner not in arms:
+                    raise ValueError(f'{self.name}: row_arms[{row!r}] has arm {arm.tag!r} without arm {owner}, whose '
+                                     'run trains its first stage')
 
     def arms_of(self, row: str) -> Tuple[Arm, ...]:
         """The arms ``row`` trains: those ``row_arms`` names for it, else every arm."""
         values = self.row_arms.get(row)
         return self.arms if values is None else tuple(arm for arm in self.arms if arm.value in values)
+
+    def first_stage_owner(self, arm: Arm) -> Arm:
+        """The arm whose runs train the first stage that ``arm``'s runs start from (``arm`` itself unless it shares)."""
+        return arm if arm.first_stage_from is None else self.arm(arm.first_stage_from)
 
     def arm(self, value: int) -> Arm:
         for arm in self.arms:

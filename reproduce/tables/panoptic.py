@@ -3,10 +3,12 @@ runner.
 
     bash reproduce/table_panoptic.sh [--scale smoke|mini|full] [--seeds N] [--data-root DIR] ...
 
-Row: DETR. Arms: the baseline and BatchFormerV2. Each run has two stages, as DETR's recipe (docs/panoptic.md): the box
-model on things and stuff (``TableSpec.pre_stage``, trained in ``<work_dir>/stage1/``), then the mask head on the
-frozen box model, which starts from that stage's final checkpoint and ends with PQ from mmdet's CocoPanopticMetric.
-BatchFormerV2 keeps its two streams in stage 2 (the official stage-2 script).
+Row: DETR. Arms: the baseline, BatchFormerV2, and a plain mask head on the BatchFormerV2 box model. Each run has two
+stages, as DETR's recipe (docs/panoptic.md): the box model on things and stuff (``TableSpec.pre_stage``, trained in
+``<work_dir>/stage1/``), then the mask head on the frozen box model, which starts from that stage's final checkpoint
+and ends with PQ from mmdet's CocoPanopticMetric. BatchFormerV2 keeps its two streams in stage 2 (the official
+``panoptic_2.sh``); the plain-head arm (``panoptic_1.sh``) trains the baseline's stage 2 from the first stage of the
+BatchFormerV2 run of its seed (``Arm.first_stage_from``): it trains no box model of its own.
 """
 from __future__ import annotations
 
@@ -22,19 +24,24 @@ from reproduce.tables.detection import SMOKE_BANNER, smoke_overrides  # noqa: E4
 ROWS = ('DETR', )
 FULL = 'configs/detr_panoptic/{bf}detr-panoptic-stage{stage}_r50_8xb2-{epochs}e_coco-panoptic.py'
 MINI = 'configs/mini/panoptic/{bf}detr-panoptic-stage{stage}_r18_1xb16-mini.py'
+PLAIN_HEAD = '-from-bf-stage1'  # (stage 2 of a plain mask head on the BatchFormerV2 box model: a plain DETRPanoptic)
 
 
-def config_path(row: str, bf: bool, scale: str, stage: int = 2) -> str:
-    """Repository-relative config of a run's stage (1: the box model, 2: the mask head)."""
+def config_path(row: str, bf: bool, scale: str, stage: int = 2, plain_head: bool = False) -> str:
+    """Repository-relative config of a run's stage (1: the box model, 2: the mask head); ``plain_head``: stage 2
+    of the plain mask head on the BatchFormerV2 box model."""
     if row not in ROWS:
         raise KeyError(f'unknown row {row!r}; the panoptic table trains {list(ROWS)}')
     if stage not in (1, 2):
         raise ValueError(f'stage must be 1 or 2, got {stage}')
-    prefix = 'bf-' if bf else ''
+    if plain_head and not (bf and stage == 2):
+        raise ValueError('a plain mask head is a stage 2 on the BatchFormerV2 box model: give bf=True, stage=2')
+    prefix = 'bf-' if bf and not plain_head else ''
+    stage_name = f'{stage}{PLAIN_HEAD if plain_head else ""}'
     if scale == 'full':
-        return FULL.format(bf=prefix, stage=stage, epochs=300 if stage == 1 else 25)
+        return FULL.format(bf=prefix, stage=stage_name, epochs=300 if stage == 1 else 25)
     if scale in ('mini', 'smoke'):
-        return MINI.format(bf=prefix, stage=stage)
+        return MINI.format(bf=prefix, stage=stage_name)
     raise ValueError(f'the panoptic table has no {scale!r} scale: smoke, mini or full')
 
 
@@ -45,9 +52,10 @@ SPEC = TableSpec(
     row_option='models',
     rows=ROWS,
     arm_column='bf',
-    arms=(Arm(0, 'base', 'baseline', 'baseline'), Arm(1, 'bf', '+BF', 'BF')),
-    config=lambda row, arm, scale: config_path(row, bool(arm.value), scale, stage=2),
-    pre_stage=lambda row, arm, scale: config_path(row, bool(arm.value), scale, stage=1),
+    arms=(Arm(0, 'base', 'baseline', 'baseline'), Arm(1, 'bf', '+BF', 'BF'),
+          Arm(2, 'bf-plain-head', '+BF, plain head', 'BF box model with a plain mask head', first_stage_from=1)),
+    config=lambda row, arm, scale: config_path(row, arm.value > 0, scale, stage=2, plain_head=arm.value == 2),
+    pre_stage=lambda row, arm, scale: config_path(row, arm.value > 0, scale, stage=1),
     metrics={'PQ': 'coco_panoptic/PQ', 'SQ': 'coco_panoptic/SQ', 'RQ': 'coco_panoptic/RQ',
              'PQ_th': 'coco_panoptic/PQ_th', 'SQ_th': 'coco_panoptic/SQ_th', 'RQ_th': 'coco_panoptic/RQ_th',
              'PQ_st': 'coco_panoptic/PQ_st', 'SQ_st': 'coco_panoptic/SQ_st', 'RQ_st': 'coco_panoptic/RQ_st'},
