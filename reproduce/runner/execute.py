@@ -10,8 +10,8 @@ import threading
 import time
 
 
-from .runs import (Run, add_progress, final_checkpoint, finish_run, last_checkpoint, mark_started, run_state,
-                   seconds_to_finish, stage1_run)
+from .runs import (STAGE1_DIR, Run, add_progress, final_checkpoint, finish_run, last_checkpoint, mark_started,
+                   run_state, seconds_to_finish, stage1_run)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -88,6 +88,17 @@ def gpu_slots(args, scale):
     return [gpus[i % len(gpus)] for i in range(args.parallel)]
 
 
+def clear_work_dir(run: Run, keep: str = None) -> None:
+    """Delete the run's work directory, or everything in it but the entry ``keep`` when it has one."""
+    if keep is None or not osp.isdir(osp.join(run.work_dir, keep)):
+        shutil.rmtree(run.work_dir, ignore_errors=True)
+        return
+    for name in os.listdir(run.work_dir):
+        path = osp.join(run.work_dir, name)
+        if name != keep:
+            shutil.rmtree(path, ignore_errors=True) if osp.isdir(path) and not osp.islink(path) else os.remove(path)
+
+
 def first_stage_state(run: Run, pre_config: str, ident_of, spec=None) -> str:
     """The state of the run's first stage (:func:`~reproduce.runner.runs.stage1_run`; ``spec``: the table, for
     an arm that shares another arm's): ``done`` (its final checkpoint is there), ``interrupted``, ``new``; a first
@@ -128,11 +139,14 @@ def execute(runs, args, scale, spec, stored_keys, ident_of, build_config, logs_d
     todo = []
     first_stages = {}  # a first stage's work directory -> its item in todo (its last entry: the runs waiting on it)
     index_of = {run.name: i for i, run in enumerate(runs, 1)}
-    for i, run in enumerate(runs, 1):
-        state = run_state(run, stored_keys, args.force, ident_of[run.config])
-        if state == 'redo':
-            shutil.rmtree(run.work_dir, ignore_errors=True)
-            state = 'new'
+    states = [run_state(run, stored_keys, args.force, ident_of[run.config]) for run in runs]
+    for k, run in enumerate(runs):  # (every clearing first: a first stage cleared with its run is then seen as new)
+        if states[k] == 'redo':
+            # --force trains both stages again; a changed config keeps the first stage, whose own fingerprint then
+            # decides whether it trains again (a run that shares it keeps a first stage that did not change)
+            clear_work_dir(run, keep=None if args.force else STAGE1_DIR)
+            states[k] = 'new'
+    for i, (run, state) in enumerate(zip(runs, states), 1):
         if state == 'finished':
             print(f'[{i}/{len(runs)}] {run.name}: finished, skipped')
             continue
@@ -168,7 +182,8 @@ def execute(runs, args, scale, spec, stored_keys, ident_of, build_config, logs_d
                 if deadline and deadline - time.time() < args.min_start_s:
                     queue, late = split_late(queue, deadline - time.time(), ident_of)
                     if late:
-                        print(f'deadline near: {len(late)} run(s) not started; call again to continue')
+                        count = sum(1 if item[3] is None else len(item[3]) for item in late)
+                        print(f'deadline near: {count} run(s) not started; call again to continue')
                     if not queue:
                         break
                 i, run, state, then = queue.pop(0)  # then: the runs that start from this first stage (or None)
@@ -178,7 +193,13 @@ def execute(runs, args, scale, spec, stored_keys, ident_of, build_config, logs_d
                     cfg = build_config(run)
                     if then is None and run.config in pre_config_of:  # start from the first stage's end
                         pre = stage1_run(run, pre_config_of[run.config], spec)
-                        cfg.load_from = osp.abspath(final_checkpoint(pre, ident_of[pre.config].schedule))
+                        start_from = final_checkpoint(pre, ident_of[pre.config].schedule)
+                        if start_from is None:  # (it was cleared after this run was queued: never start without it)
+                            print(f'{run.name}: FAILED: its first stage has no final checkpoint in {pre.work_dir}; '
+                                  'call again to train it')
+                            failed.append(run.name)
+                            continue
+                        cfg.load_from = osp.abspath(start_from)
                     cfg.dump(osp.join(run.work_dir, 'run_config.py'))
                     mark_started(run, ident)
                 cmd = command(run, state, gpus_per_run)
@@ -205,7 +226,8 @@ def execute(runs, args, scale, spec, stored_keys, ident_of, build_config, logs_d
                 add_progress(rp.run, time.time() - rp.start)
                 if rc != 0:
                     failed += [rp.run.name] if rp.then is None else [then.name for then in rp.then]
-                    print(f'{rp.run.name}: FAILED (exit {rc}); see {osp.join(rp.run.work_dir, "train.log")}')
+                    label = rp.run.name if rp.then is None else f'{rp.run.name} stage 1'
+                    print(f'{label}: FAILED (exit {rc}); see {osp.join(rp.run.work_dir, "train.log")}')
                     continue
                 if rp.then is not None:  # a first stage ended: at its end, the runs that start from it come next
                     names = ', '.join(then.name for then in rp.then)

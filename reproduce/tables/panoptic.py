@@ -61,6 +61,7 @@ SPEC = TableSpec(
              'PQ_st': 'coco_panoptic/PQ_st', 'SQ_st': 'coco_panoptic/SQ_st', 'RQ_st': 'coco_panoptic/RQ_st'},
     metric_scale=1.0,  # (mmdet's CocoPanopticMetric logs points)
     delta_metrics=('PQ_th', 'PQ_st'),
+    delta_meaning='the arm − baseline',
     mean_metrics=('SQ', 'RQ'),
     unit='PQ points',
     paper_csv='results/paper/panoptic.csv',

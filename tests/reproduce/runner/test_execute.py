@@ -49,12 +49,13 @@ def stand_in(tmp_path, monkeypatch):
     return started
 
 
-def _execute(tmp_path, arms):
+def _execute(tmp_path, arms, force=False, fingerprints=None):
     runs = [Run('DETR', SPEC.arm(a), 0, {0: 'base.py', 1: 'bf.py', 2: 'plain.py'}[a], '') for a in arms]
     for run in runs:
         run.work_dir = str(tmp_path / 'work' / run.name)
-    ident_of = {c: Identity(Schedule(n, 'iter', f'fp-{c}'), 'data-1') for c, n in ITERS.items()}
-    args = SimpleNamespace(force=False, parallel=2, deadline=None, min_start_s=0, gpu_ids=None, gpus=1, scale='smoke')
+    ident_of = {c: Identity(Schedule(n, 'iter', (fingerprints or {}).get(c, f'fp-{c}')), 'data-1')
+                for c, n in ITERS.items()}
+    args = SimpleNamespace(force=force, parallel=2, deadline=None, min_start_s=0, gpu_ids=None, gpus=1, scale='smoke')
     pre_config_of = {'base.py': 'first.py', 'bf.py': 'first.py', 'plain.py': 'first.py'}
     logs = tmp_path / 'logs'
     logs.mkdir(exist_ok=True)
@@ -94,6 +95,46 @@ def test_the_plain_head_alone_trains_the_first_stage_in_its_owners_folder(tmp_pa
     stand_in.clear()
     _, rows, failed, _ = _execute(tmp_path, (1, 2))
     assert not failed and stand_in == [str(owner)] and list(rows) == ['DETR-bf-s0 <- bf']
+
+
+@pytest.mark.parametrize('order', [(2, 1), (1, 2)])
+def test_forcing_both_in_either_order_trains_the_shared_first_stage_once_before_both(tmp_path, stand_in, order):
+    _execute(tmp_path, (1, 2))
+    stand_in.clear()
+    runs, rows, failed, _ = _execute(tmp_path, order, force=True)
+    owner = str(tmp_path / 'work' / 'DETR-bf-s0')
+    assert not failed and len(rows) == 2 and [w for w in stand_in if w.endswith('stage1')] == [owner + '/stage1']
+    assert len(stand_in) == 3 and stand_in.index(owner + '/stage1') == 0
+
+
+@pytest.mark.parametrize('order', [(2, 1), (1, 2)])
+def test_a_changed_second_stage_of_the_owner_keeps_the_shared_first_stage(tmp_path, stand_in, order):
+    """A new BatchFormerV2 stage-2 config trains that stage again, not the first stage the plain head started
+    from; the plain head stays finished."""
+    _execute(tmp_path, (1, 2))
+    stand_in.clear()
+    _, rows, failed, _ = _execute(tmp_path, order, fingerprints={'bf.py': 'fp-new'})
+    assert not failed and list(rows) == ['DETR-bf-s0 <- bf'] and stand_in == [str(tmp_path / 'work' / 'DETR-bf-s0')]
+
+
+def test_a_changed_first_stage_trains_once_for_both(tmp_path, stand_in):
+    _execute(tmp_path, (1, 2))
+    stand_in.clear()
+    new = {'first.py': 'fp-new', 'bf.py': 'fp-bf-2', 'plain.py': 'fp-plain-2'}  # (the runner's combined fingerprints)
+    _, rows, failed, _ = _execute(tmp_path, (2, ), fingerprints=new)
+    assert not failed and stand_in[0].endswith('DETR-bf-s0/stage1') and len(stand_in) == 2
+    stand_in.clear()
+    _, rows, failed, _ = _execute(tmp_path, (1, ), fingerprints=new)  # (its first stage is the new one: kept)
+    assert not failed and stand_in == [str(tmp_path / 'work' / 'DETR-bf-s0')]
+
+
+def test_forcing_the_owner_alone_is_refused(tmp_path):
+    from reproduce.tables import panoptic
+    with pytest.raises(SystemExit) as stop:
+        panoptic.main(['--scale', 'smoke', '--force', '--only', 'DETR-bf-s0', '--work-root', str(tmp_path / 'w'),
+                       '--results-dir', str(tmp_path / 'r'), '--data-root', str(tmp_path / 'd'), '--dry-run'])
+    message = str(stop.value)
+    assert 'first stage that DETR-bf-plain-head-s0 started from' in message and '\n' not in message
 
 
 def test_an_arm_must_share_the_first_stage_of_another_arm_that_trains_its_own():
