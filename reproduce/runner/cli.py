@@ -168,7 +168,7 @@ def main(spec: TableSpec, argv=None) -> int:
     if args.force:  # (a forced run trains its first stage again: the runs that start from it must train again too)
         named = {run.name for run in train_runs}
         for run in train_runs:
-            sharers = [other.name for other in runs if other.key[::2] == run.key[::2] and other.arm is not run.arm
+            sharers = [other.name for other in runs if other.key[::2] == run.key[::2]
                        and other.arm.first_stage_from == run.arm.value and other.name not in named]
             if sharers:
                 D.fail(f'--force {run.name} would train again the first stage that {" ".join(sharers)} started '

@@ -106,7 +106,7 @@ def first_stage_state(run: Run, pre_config: str, ident_of, spec=None) -> str:
     pre = stage1_run(run, pre_config, spec)
     state = run_state(pre, set(), False, ident_of[pre_config])
     if state == 'redo':
-        shutil.rmtree(pre.work_dir, ignore_errors=True)
+        clear_work_dir(pre)
         return 'new'
     if state == 'foreign':
         raise SystemExit(f'error: {pre.work_dir} holds a first stage started on another dataset; move it away')
@@ -194,7 +194,8 @@ def execute(runs, args, scale, spec, stored_keys, ident_of, build_config, logs_d
                     if then is None and run.config in pre_config_of:  # start from the first stage's end
                         pre = stage1_run(run, pre_config_of[run.config], spec)
                         start_from = final_checkpoint(pre, ident_of[pre.config].schedule)
-                        if start_from is None:  # (it was cleared after this run was queued: never start without it)
+                        if start_from is None:  # (gone since planning, e.g. another process cleared it: never
+                            # start without it)
                             print(f'{run.name}: FAILED: its first stage has no final checkpoint in {pre.work_dir}; '
                                   'call again to train it')
                             failed.append(run.name)

@@ -303,7 +303,7 @@ def finish_run(run: Run, spec: TableSpec, ident: Identity, scale: str, logs_dir:
         return None
     progress = read_progress(run)
     if osp.isdir(osp.join(run.work_dir, STAGE1_DIR)):  # its own first stage's time counts too (not a shared one's)
-        first = read_progress(Run(run.row, run.arm, run.seed, '', osp.join(run.work_dir, STAGE1_DIR)))
+        first = read_progress(stage1_run(run, ''))
         progress = dict(wall_s=progress['wall_s'] + first['wall_s'], sittings=progress['sittings'] + first['sittings'])
     values = {}
     for column, key in spec.metrics.items():

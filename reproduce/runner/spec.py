@@ -164,7 +164,7 @@ class TableSpec:
             owner = arm.first_stage_from
             if owner is None:
                 continue
-            if self.pre_stage is None or owner == arm.value or owners.get(owner, -1) is not None:
+            if self.pre_stage is None or owner == arm.value or owner not in owners or owners[owner] is not None:
                 raise ValueError(f'{self.name}: arm {arm.tag!r} takes its first stage from arm {owner}: that must be '
                                  'another arm of the table with a first stage of its own (pre_stage)')
             for row, arms in self.row_arms.items():
